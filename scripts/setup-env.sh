@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Create .venv (if needed) and install everything the project needs. Safe to run again.
+#   PYTHON      interpreter to build the venv from (default: python3.11, else python3)
+#   TORCH_SPEC  torch/torchvision requirement (default: the pinned pair below)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
+TORCH_SPEC=${TORCH_SPEC:-"torch==2.14.1 torchvision==0.29.1"}
+if [ ! -x .venv/bin/python ]; then
+    echo "[setup] creating .venv with $PYTHON"
+    "$PYTHON" -m venv .venv
+fi
+if ! .venv/bin/python -c "import torch, torchvision" 2>/dev/null; then
+    echo "[setup] installing $TORCH_SPEC (large; takes a few minutes)"
+    # shellcheck disable=SC2086
+    .venv/bin/pip install --quiet --disable-pip-version-check $TORCH_SPEC
+fi
+echo "[setup] installing the project and its tools"
+.venv/bin/pip install --quiet --disable-pip-version-check -e ".[dev]"
+.venv/bin/python -c "import torch, torchvision, nbgrader; print(f'[setup] ready: torch {torch.__version__}, torchvision {torchvision.__version__}, nbgrader {nbgrader.__version__}')"
