@@ -12,8 +12,6 @@
 import os
 from pathlib import Path
 
-import torch
-
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -42,6 +40,8 @@ def cache_dir():
 
 def device():
     """The torch device to run on: A2_DEVICE, else CUDA when present, else CPU."""
+    import torch  # imported here so that reading a setting does not pay for importing torch
+
     choice = os.environ.get("A2_DEVICE", "auto").strip().lower()
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
