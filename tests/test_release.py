@@ -8,20 +8,13 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from traitlets.config import Config
 
+from autograder import submission
 from coursetools import MASTER_NOTEBOOK, RELEASE_DIR, SOURCE_DIR
 from coursetools.release import generate_release, release_differences
 
 RELEASED_NOTEBOOK = RELEASE_DIR / "a2-cnn.ipynb"
 
-# The contract the autograder relies on (docs/design.md): grade_id -> kind.
-CONTRACT = {
-    "setup_imports": "locked",
-    "cnn_model": "answer", "unet_model": "answer", "finetune_train": "answer", "finetune_setup": "answer",
-    "test_cnn": "tests", "test_unet": "tests", "test_finetune": "tests",
-    "answer_a2_results": "manual", "answer_a3_counts": "manual", "answer_a4_preprocess": "manual",
-    "answer_b3_compare": "manual", "answer_b4_batch": "manual",
-    "answer_c4_complexity": "manual", "answer_c5_resolution": "manual",
-}
+CONTRACT = submission.CONTRACT  # the grader's own copy of the notebook contract
 
 
 def cells_by_id(path):

@@ -1,0 +1,1 @@
+"""Hidden autograder for a2-cnn (never released to students)."""
