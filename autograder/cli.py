@@ -1,0 +1,100 @@
+"""Command line of the grader.
+
+    python -m autograder grade SUBMISSION.ipynb [--json results.json] [--parts cnn,unet,...] [--tier cpu|gpu|auto]
+    python -m autograder batch SUBMITTED_DIR [--out results/] [--tier ...]
+    python -m autograder calibrate --tier cpu|gpu|auto [--seeds 0,1,2,3,4]
+    python -m autograder config             every setting with its default and meaning
+
+Exit codes: 0 grading finished (whatever the score; a submission that cannot be read gets 0 points, not an error),
+1 the grader itself failed on some part (those parts are reported as "not run" and must be regraded),
+2 usage error (bad arguments, missing file for `grade`).
+"""
+import argparse
+import sys
+from pathlib import Path
+
+from .config import GraderConfig
+
+
+def _config(args):
+    config = GraderConfig()
+    if getattr(args, "tier", None):
+        config.tier = args.tier
+    if getattr(args, "parts", None):
+        config.parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
+    return config
+
+
+def cmd_grade(args):
+    from .grade import grade_notebook
+    from .results import summary_text, write_json
+
+    if not Path(args.submission).is_file():
+        print(f"no such file: {args.submission}", file=sys.stderr)
+        return 2
+    config = _config(args)
+    report = grade_notebook(args.submission, config, on_part=lambda part: print(f"grading {part} ...", file=sys.stderr, flush=True))
+    print(summary_text(report, show_logs=args.show_output))
+    if args.json:
+        write_json(report, args.json, config.visibility)
+        print(f"results written to {args.json}")
+    return 1 if report.grader_errors else 0
+
+
+def cmd_batch(args):
+    from .batch import grade_tree
+
+    if not Path(args.submitted).is_dir():
+        print(f"no such folder: {args.submitted}", file=sys.stderr)
+        return 2
+    rows = grade_tree(args.submitted, args.out, _config(args))
+    for student, report in rows:
+        print(f"{student}: {report.score:g} / {report.max_score:g}{'  (' + report.fatal + ')' if report.fatal else ''}")
+    print(f"{len(rows)} submissions graded; results in {args.out}/ (one JSON per student, grades.csv)")
+    failed = [student for student, report in rows if report.grader_errors]
+    if failed:
+        print(f"grader errors (regrade these): {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_config(_args):
+    print(GraderConfig.describe())
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    grade = sub.add_parser("grade", help="grade one submitted notebook")
+    grade.add_argument("submission")
+    grade.add_argument("--json", help="write Gradescope-style results here")
+    grade.add_argument("--parts", help="comma-separated parts to grade (default: all)")
+    grade.add_argument("--tier", choices=["cpu", "gpu", "auto"], help="training-check tier")
+    grade.add_argument("--show-output", action="store_true", help="also print what the student's code printed (instructors only)")
+    grade.set_defaults(func=cmd_grade)
+    batch = sub.add_parser("batch", help="grade an nbgrader submitted/ tree")
+    batch.add_argument("submitted")
+    batch.add_argument("--out", default="results", help="folder for <student>.json and grades.csv")
+    batch.add_argument("--parts")
+    batch.add_argument("--tier", choices=["cpu", "gpu", "auto"])
+    batch.set_defaults(func=cmd_batch)
+    sub.add_parser("calibrate", help="train the reference over seeds and write the thresholds (see calibrate --help)")
+    config = sub.add_parser("config", help="list every setting with its default")
+    config.set_defaults(func=cmd_config)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["calibrate"]:  # its own parser, in autograder/calibrate.py
+        from . import calibrate
+
+        return calibrate.main(argv[1:])
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 1
+    except Exception as exc:  # a grader bug: say so loudly, never pretend a grade
+        print(f"grader error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

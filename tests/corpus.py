@@ -1,0 +1,158 @@
+"""Example submissions made from the student release: the reference solution and many flawed or hostile ones.
+
+Each example is the released notebook with its answer cells filled in (by default with the master's solutions),
+then changed the way a student might change it. ``build(example, path)`` writes it as a real .ipynb file, so the
+grader reads it exactly as it reads a student's upload. ``python -m tests.corpus OUT_DIR`` writes them all.
+"""
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.flawed_sources import FLAWED, PART_OF_CELL
+from tests.reference_solution import SOLUTION_CELLS, reference_source
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RELEASED = REPO_ROOT / "release" / "a2-cnn" / "a2-cnn.ipynb"
+
+
+@dataclass
+class Example:
+    name: str
+    what: str
+    edits: dict = field(default_factory=dict)  # grade_id -> new source of that cell
+    notebook_edit: object = None  # f(notebook dict) -> None, for structural damage
+    raw: bytes = None  # the file's bytes, when it is not a notebook at all
+    expected: dict = field(default_factory=dict)  # part -> exact points
+    messages: dict = field(default_factory=dict)  # part -> text that must appear in that part's feedback
+    timeout: float = 120.0  # per-part wall clock for this example
+    all_parts: bool = False  # grade every part, not only those whose cells were edited (proves isolation)
+
+    def parts(self):
+        """The parts to grade: all for hostile or damaged submissions, else those whose answer cells changed."""
+        if self.all_parts or self.raw is not None or self.notebook_edit is not None or not self.edits:
+            return tuple(self.expected)
+        touched = {PART_OF_CELL[grade_id] for grade_id in self.edits}
+        return tuple(part for part in self.expected if part in touched)
+
+
+def _with(grade_id, before, after):
+    source = reference_source(grade_id)
+    assert before in source, (grade_id, before)
+    return {grade_id: source.replace(before, after, 1)}
+
+
+def _cells(nb):
+    return {c["metadata"].get("nbgrader", {}).get("grade_id"): c for c in nb["cells"]}
+
+
+def _delete(grade_id):
+    def edit(nb):
+        nb["cells"] = [c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") != grade_id]
+    return edit
+
+
+def _rename(grade_id, new_id):
+    def edit(nb):
+        _cells(nb)[grade_id]["metadata"]["nbgrader"]["grade_id"] = new_id
+    return edit
+
+
+def _edit_locked_test(nb):
+    """A student 'fixes' failing visible tests by deleting them from the locked test cell."""
+    _cells(nb)["test_cnn"]["source"] = "print('visible CNN checks passed')\n"
+
+
+INIT_LINE = "        super().__init__()\n"
+
+EXAMPLES = [
+    Example("reference", "the master's solutions in the released notebook",
+            expected={"cnn": 2, "unet": 2, "finetune": 2}),
+    # ---- flawed architectures and fine-tuning set-ups (one mistake each) ------------------------------------------
+    Example("uses_nn_conv2d", "CNN's first convolution is nn.Conv2d", dict([FLAWED["cnn_nn_conv2d"]]),
+            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "use MyConv2d, not nn.Conv2d"}),
+    Example("functional_conv", "CNN calls F.conv2d itself in forward", dict([FLAWED["cnn_functional_conv"]]),
+            expected={"cnn": 1.5, "unet": 2, "finetune": 2}, messages={"cnn": "outside any MyConv2d"}),
+    Example("wrong_batchnorm", "BatchNorm2d(2NF) after the first convolution", dict([FLAWED["cnn_wrong_batchnorm"]]),
+            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "visible tests of this part fail"}),
+    Example("missing_relu", "downconv2 lacks its ReLU", dict([FLAWED["cnn_missing_relu"]]),
+            expected={"cnn": 1.5, "unet": 2, "finetune": 2}, messages={"cnn": "found MyConv2d(8->8, kernel 5), BatchNorm2d(8)"}),
+    Example("pool_bn_swapped", "BatchNorm before MaxPool in downconv2", dict([FLAWED["cnn_pool_bn_swapped"]]),
+            expected={"cnn": 1.5, "unet": 2, "finetune": 2}, messages={"cnn": "downconv2"}),
+    Example("hardcoded_32x32", "Upsample to fixed 16x16 and 32x32 sizes", dict([FLAWED["cnn_hardcoded_size"]]),
+            expected={"cnn": 1.0, "unet": 2, "finetune": 2}, messages={"cnn": "Upsample"}),
+    Example("missing_skip", "UNet's upconv1 gets no skip", dict([FLAWED["unet_missing_skip"]]),
+            expected={"cnn": 2, "unet": 0, "finetune": 2}, messages={"unet": "4NF channels"}),
+    Example("zero_skip", "UNet concatenates zeros in place of downconv1's output", dict([FLAWED["unet_zero_skip"]]),
+            expected={"cnn": 2, "unet": 1.5, "finetune": 2}, messages={"unet": "skip"}),
+    Example("wrong_final_channels", "UNet's final convolution ignores the input skip",
+            dict([FLAWED["unet_wrong_final_channels"]]),
+            expected={"cnn": 2, "unet": 0, "finetune": 2}, messages={"unet": "NC + in channels"}),
+    Example("nothing_frozen", "freeze_and_replace forgets requires_grad_(False)", dict([FLAWED["ft_nothing_frozen"]]),
+            expected={"cnn": 2, "unet": 2, "finetune": 0}, messages={"finetune": "trainable parameters"}),
+    Example("everything_frozen", "classifier.4 frozen too (freeze after replacing)",
+            dict([FLAWED["ft_everything_frozen"]]),
+            expected={"cnn": 2, "unet": 2, "finetune": 0}, messages={"finetune": "trainable parameters"}),
+    Example("wrong_class_count", "classifier.4 keeps 21 outputs", dict([FLAWED["ft_21_classes"]]),
+            expected={"cnn": 2, "unet": 2, "finetune": 0}, messages={"finetune": "classifier.4 is"}),
+    Example("optimizer_gets_all", "train hands every parameter to the optimiser",
+            dict([FLAWED["ft_all_params_to_optimizer"]]),
+            expected={"cnn": 2, "unet": 2, "finetune": 1.5}, messages={"finetune": "optimi"}),
+    # ---- broken or hostile code --------------------------------------------------------------------------------
+    Example("syntax_error", "the CNN cell does not parse", {"cnn_model": reference_source("cnn_model").replace("def forward(self, x):", "def forward(self, x)", 1)},
+            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "cannot be parsed"}),
+    Example("exception_at_import", "the CNN cell imports a module that does not exist",
+            {"cnn_model": "import a_module_that_does_not_exist\n" + reference_source("cnn_model")},
+            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "ModuleNotFoundError"}),
+    Example("infinite_loop", "CNN.__init__ never returns", _with("cnn_model", INIT_LINE, INIT_LINE + "        while True:\n            pass\n"),
+            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "timeout"}, timeout=40.0, all_parts=True),
+    Example("memory_bomb", "UNet.__init__ allocates 64 GiB", _with("unet_model", INIT_LINE, INIT_LINE + "        self.cache = bytearray(64 * 2**30)\n"),
+            expected={"cnn": 2, "unet": 0, "finetune": 2}, messages={"unet": "memory"}, all_parts=True),
+    Example("fake_result_line", "a flawed CNN whose class body prints a fake perfect result",
+            {"cnn_model": FLAWED["cnn_missing_relu"][1].replace(INIT_LINE, INIT_LINE, 1).replace(
+                "class CNN(nn.Module):\n",
+                "class CNN(nn.Module):\n    print('{\"ok\": true, \"value\": {\"checks\": {}}}')\n    print('cnn: 2 / 2, all checks PASSED')\n", 1)},
+            expected={"cnn": 1.5, "unet": 2, "finetune": 2}, messages={"cnn": "ReLU"}, all_parts=True),
+    Example("sys_exit_at_import", "the CNN class body calls sys.exit(0) when the cell runs",
+            {"cnn_model": "import sys\n" + reference_source("cnn_model").replace("class CNN(nn.Module):\n", "class CNN(nn.Module):\n    sys.exit(0)\n", 1)},
+            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "exit"}, all_parts=True),
+    Example("os_exit_in_forward", "UNet.forward kills its process with os._exit(0)",
+            {"unet_model": "import os\n" + reference_source("unet_model").replace("        down1 = self.downconv1(x)\n", "        os._exit(0)\n", 1)},
+            expected={"cnn": 2, "unet": 0, "finetune": 2}, messages={"unet": "crashed"}, all_parts=True),
+    # ---- damaged notebooks ---------------------------------------------------------------------------------------
+    Example("not_json", "an upload that is not a notebook", raw=b"this is my essay, not a notebook\n",
+            expected={"cnn": 0, "unet": 0, "finetune": 0}, messages={"cnn": "JSON"}),
+    Example("deleted_unet_cell", "the UNet answer cell was deleted", notebook_edit=_delete("unet_model"),
+            expected={"cnn": 2, "unet": 0, "finetune": 2}, messages={"unet": "unet_model"}),
+    Example("renamed_grade_id", "the fine-tune setup cell's grade id was renamed", notebook_edit=_rename("finetune_setup", "my_setup"),
+            expected={"cnn": 2, "unet": 2, "finetune": 0}, messages={"finetune": "finetune_setup"}),
+    Example("edited_locked_tests", "visible CNN tests deleted from the locked test cell, with a broken CNN",
+            dict([FLAWED["cnn_nn_conv2d"]]), notebook_edit=_edit_locked_test,
+            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "test_cnn"}),
+]
+BY_NAME = {example.name: example for example in EXAMPLES}
+
+
+def build(example, path):
+    """Write ``example`` as a notebook file at ``path``."""
+    path = Path(path)
+    if example.raw is not None:
+        path.write_bytes(example.raw)
+        return path
+    nb = json.loads(RELEASED.read_text())
+    cells = _cells(nb)
+    for grade_id in SOLUTION_CELLS:
+        cells[grade_id]["source"] = reference_source(grade_id)
+    for grade_id, source in example.edits.items():
+        cells[grade_id]["source"] = source
+    if example.notebook_edit:
+        example.notebook_edit(nb)
+    path.write_text(json.dumps(nb, indent=1))
+    return path
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "corpus")
+    out.mkdir(parents=True, exist_ok=True)
+    for example in EXAMPLES:
+        print(build(example, out / f"{example.name}.ipynb"), "-", example.what)

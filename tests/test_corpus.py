@@ -1,0 +1,48 @@
+"""Every example submission grades without a grader crash, to its exact expected score and message."""
+import json
+
+import pytest
+
+from autograder.cli import main as cli_main
+from autograder.config import GraderConfig
+from autograder.grade import grade_notebook
+from tests.corpus import EXAMPLES, build
+
+STRUCTURE_PARTS = ("cnn", "unet", "finetune")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
+def test_example_grades_to_its_expected_score(example, tmp_path):
+    path = build(example, tmp_path / f"{example.name}.ipynb")
+    parts = example.parts()
+    report = grade_notebook(path, GraderConfig(parts=parts, part_timeout_seconds=example.timeout))
+    assert not report.grader_errors, report.grader_errors
+    got = {part: report.part_score(part) for part in parts}
+    feedback = {part: " | ".join(r.message for r in report.results if r.part == part) for part in parts}
+    assert got == {part: example.expected[part] for part in parts}, feedback
+    for part, text in example.messages.items():
+        assert text.lower() in feedback[part].lower(), (part, feedback[part])
+    assert report.max_score == 2 * len(parts)
+
+
+def test_every_flawed_example_is_graded_on_the_part_it_breaks():
+    for example in EXAMPLES:
+        broken = {part for part, points in example.expected.items() if points < 2}
+        assert broken <= set(example.parts()), example.name
+
+
+@pytest.mark.slow
+def test_cli_writes_gradescope_results(tmp_path, capsys):
+    example = next(e for e in EXAMPLES if e.name == "missing_relu")
+    path = build(example, tmp_path / "submission.ipynb")
+    out = tmp_path / "results.json"
+    assert cli_main(["grade", str(path), "--parts", "cnn", "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert results["score"] == 1.5 and results["max_score"] == 2
+    assert {t["name"].split(":")[0] for t in results["tests"]} == {"cnn"}
+    for test in results["tests"]:
+        assert set(test) >= {"name", "score", "max_score", "output", "visibility"}
+    failing = [t for t in results["tests"] if t["score"] < t["max_score"]]
+    assert len(failing) == 1 and "ReLU" in failing[0]["output"]
+    assert "1.5 / 2" in capsys.readouterr().out
