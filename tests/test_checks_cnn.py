@@ -173,7 +173,7 @@ def test_property_hard_coded_size_fails_unless_the_input_is_32x32(hardcoded_ns, 
 def test_registry_order_points_and_parts():
     assert [c.name for c in checks_for("cnn")] == ["cnn_layers", "cnn_only_myconv", "cnn_output_shapes",
                                                    "cnn_parameter_counts"]
-    assert PART_POINTS == {"cnn": 2, "unet": 2, "finetune": 2}
+    assert PART_POINTS == {"cnn": 2, "unet": 2, "finetune": 2, "learning": 3}
     for part, points in PART_POINTS.items():
         assert sum(c.points for c in checks_for(part)) == points
     assert [c.part for c in CHECKS] == sorted((c.part for c in CHECKS), key=list(PART_POINTS).index)

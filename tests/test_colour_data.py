@@ -56,6 +56,7 @@ def test_horses_greyscale_and_labels(isolated):
     last_test = horses["test_batch"][-1].reshape(3, 32, 32) / 256
     np.testing.assert_allclose(data.rgb_test[-1], last_test)
     assert data.source.startswith("official") and "ColourData(train=15" in repr(data)
+    assert data.describe() == f"15 training and 3 validation horses, {data.num_colours} colours; data: {data.source}"
 
 
 def test_fast_mode_takes_the_first_500_and_100(isolated, monkeypatch):

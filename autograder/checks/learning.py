@@ -7,7 +7,8 @@ When the tier or its calibration is unusable on this machine, or Part C has no p
 the check reports "not run" with the reason (never "passed").
 """
 from ..calibrate import CalibrationError, load_thresholds
-from ..learning import architecture_name, finetune_unavailable, measure_colouriser, measure_finetune
+from ..learning import (architecture_name, data_fingerprint, describe_data, finetune_unavailable, measure_colouriser,
+                        measure_finetune, tier_data)
 from ..tiers import TierError, select_tier
 from .base import Check, Outcome, failed, not_run, passed
 
@@ -43,6 +44,9 @@ def judge(key, result, threshold, tier, provenance="", label=None):
                 f"{result['seed']}), your {label} reaches a validation loss of {loss:.4f} on {result['val_images']} "
                 f"held-out horses (pixel accuracy {100 * result['val_accuracy']:.1f}%)")
     where = f"tier {tier.name}" + (f"; {provenance}" if provenance else "")
+    if key == "finetune" and not loss < result["initial_loss"]:
+        return failed(f"{what}: the steps did not lower the loss at all (threshold {threshold:.4f}, {where}); "
+                      f"{_HINTS[key]}")
     if loss <= threshold:
         return passed(f"{what}; threshold {threshold:.4f} ({where})")
     return failed(f"{what}, above the threshold {threshold:.4f} that the reference solution meets ({where}): "
@@ -57,7 +61,15 @@ def _colouriser_check(ns, class_name, key):
     model_class = ns.get(class_name)
     if not isinstance(model_class, type):
         return failed(f"{class_name} is not defined as a class")
-    result = measure_colouriser(model_class, tier, tier.grade_seed, label=class_name)
+    try:
+        data = tier_data(tier)
+    except Exception as exc:  # data mirror / download problem: the grader's, not the student's
+        return not_run(f"grader configuration: the horse images cannot be loaded ({type(exc).__name__}: {exc})")
+    if thresholds.get("data_fingerprint") != data_fingerprint(data):
+        return not_run(f"grader configuration: the images here ({describe_data(data)}) are not those the tier "
+                       f"{tier.name} thresholds were calibrated on ({thresholds.get('data') or 'unknown'}); "
+                       f"rerun `python -m autograder calibrate --tier {tier.name}` with this data")
+    result = measure_colouriser(model_class, tier, tier.grade_seed, data=data, label=class_name)
     if isinstance(result, Outcome):
         return result
     return judge(key, result, thresholds[key], tier, thresholds["provenance"], label=class_name)

@@ -4,9 +4,10 @@ A part's check points sum to its test cell's points in the master notebook (PART
 when this module is imported.
 """
 from autograder.checks import cnn, finetune, unet
+from autograder.checks.learning import LEARNING_CHECKS
 from autograder.checks.base import Check
 
-PART_POINTS = {"cnn": 2, "unet": 2, "finetune": 2}
+PART_POINTS = {"cnn": 2, "unet": 2, "finetune": 2, "learning": 3}
 
 CHECKS: list[Check] = [
     Check("cnn_layers", "cnn", 0.5, "CNN groups have the architecture's layers and channels", cnn.cnn_layers),
@@ -28,6 +29,7 @@ CHECKS: list[Check] = [
           finetune.finetune_optimizer_params),
     Check("finetune_one_step", "finetune", 0.5, "one training step changes nothing but classifier.4",
           finetune.finetune_one_step),
+    *LEARNING_CHECKS,  # part "learning": the grader trains the student's models (autograder/checks/learning.py)
 ]
 
 

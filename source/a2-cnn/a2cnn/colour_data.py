@@ -38,6 +38,11 @@ class ColourData:
     def num_colours(self):
         return len(self.palette)
 
+    def describe(self):
+        """One line for printing beside results: how much data, and where it came from."""
+        return (f"{len(self.x_train)} training and {len(self.x_test)} validation horses, "
+                f"{self.num_colours} colours; data: {self.source or 'unknown source'}")
+
     def __repr__(self):
         return (f"ColourData(train={len(self.x_train)}, test={len(self.x_test)}, "
                 f"colours={self.num_colours}, source={self.source!r})")

@@ -1,0 +1,299 @@
+"""Calibrate the training checks: train the reference over several seeds, write thresholds with their provenance.
+
+    python -m autograder calibrate --tier cpu|gpu|auto [--seeds 0,1,2,3,4,5,6,7] [--out FILE] [--no-rerun]
+
+For every seed the reference ``CNN`` and ``UNet`` (from the master notebook's solution cells) are trained with the
+grader's own measuring code (:mod:`autograder.learning`, the same code that grades submissions) and their final
+validation losses recorded; Part C is measured too when the pretrained DeepLabV3 weights and the official
+Oxford-17 masks are present, otherwise the reason is recorded and the fine-tuning check will report "not run".
+The first seed is trained a second time to record whether a run is bit-for-bit reproducible.
+
+Rule (``RULE``): threshold = max(reference losses) + max(3 x sample standard deviation, 2 % of the mean).
+The worst reference run passes by construction; the margin covers seed-to-seed spread that the calibration
+seeds did not happen to show, and small numerical differences between machines (the 2 % floor keeps a suspiciously
+small measured spread from producing a razor-thin margin).
+
+The result goes to ``autograder/calibration/<tier>.json`` (schema ``SCHEMA_VERSION``), committed with the code;
+the checks read their thresholds only from there (:func:`load_thresholds`) and refuse a file whose recorded tier
+settings differ from the current ones.
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+from . import learning
+from .checks.base import Outcome
+from .reference import MASTER_NOTEBOOK, load_reference
+from .tiers import TIER_CHOICES, TierError, select_tier
+
+SCHEMA_VERSION = 1
+CALIBRATION_DIR = Path(__file__).resolve().parent / "calibration"
+CALIBRATION_ENV = "A2_GRADER_CALIBRATION_DIR"
+RULE = "threshold = max(reference losses) + max(3 * sample std (ddof=1), 0.02 * mean)"
+STD_FACTOR = 3.0
+RELATIVE_FLOOR = 0.02
+MODELS = ("cnn", "unet")
+MIN_SEEDS = 5
+# Tier settings that do not change what a graded run computes (so changing them does not invalidate a file).
+_NOT_COMPARED = ("calibration_seeds",)
+
+
+class CalibrationError(RuntimeError):
+    """No usable calibration for a tier: file missing, unreadable, of another schema, or stale."""
+
+
+# ---------------------------------------------------------------------------------------------- the rule
+def threshold_from(losses):
+    """Statistics of the reference losses and the threshold the rule gives."""
+    losses = [float(v) for v in losses]
+    if len(losses) < 2:
+        raise ValueError("the rule needs at least two reference losses to measure their spread")
+    mean = statistics.fmean(losses)
+    std = statistics.stdev(losses)
+    margin = max(STD_FACTOR * std, RELATIVE_FLOOR * mean)
+    return {"n": len(losses), "mean": mean, "std": std, "min": min(losses), "max": max(losses),
+            "spread": max(losses) - min(losses), "margin": margin, "threshold": max(losses) + margin}
+
+
+# --------------------------------------------------------------------------------------------- provenance
+def cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_record(device):
+    device = torch.device(device)
+    record = {
+        "torch_device": str(device),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "gpu_model": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    try:
+        record["load_average_at_start"] = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        record["load_average_at_start"] = None
+    return record
+
+
+def calibration_dir(directory=None):
+    return Path(directory or os.environ.get(CALIBRATION_ENV) or CALIBRATION_DIR)
+
+
+def calibration_path(tier, directory=None):
+    return calibration_dir(directory) / f"{tier.name}.json"
+
+
+# ---------------------------------------------------------------------------------------------- calibrate
+def calibrate(tier, seeds=None, device=None, out=None, log=print, rerun=True, min_seeds=MIN_SEEDS, data=None):
+    """Train the reference over ``seeds`` in ``tier``; write and return the calibration record.
+
+    ``device`` must be the tier's device (default); ``out`` defaults to ``autograder/calibration/<tier>.json``
+    (``None`` and ``False`` differ: ``out=False`` writes nothing). ``data``: a ColourData to draw the tier's subset
+    from (default: all horses). Raises if a reference run fails: the reference must always be measurable.
+    """
+    seeds = [int(s) for s in (tier.calibration_seeds if seeds is None else seeds)]
+    if len(set(seeds)) < min_seeds:
+        raise ValueError(f"calibration needs at least {min_seeds} different seeds, got {seeds}")
+    device = torch.device(device or tier.device)
+    if device.type != torch.device(tier.device).type:
+        raise TierError(f"tier {tier.name} grades on {tier.device}; calibrating it on {device} would give "
+                        "thresholds for another machine")
+    log = log or (lambda *_: None)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    provenance = device_record(device)
+    ref = load_reference()
+    data = learning.tier_data(tier, data)
+    classes = {"cnn": ref["CNN"], "unet": ref["UNet"]}
+    runs = {name: [] for name in MODELS}
+    for seed in seeds:
+        for name in MODELS:
+            result = learning.measure_colouriser(classes[name], tier, seed, data=data, device=device,
+                                                 label=f"reference {classes[name].__name__}")
+            if isinstance(result, Outcome):
+                raise RuntimeError(f"the reference {name} could not be measured (seed {seed}): {result.message}")
+            runs[name].append(result)
+            log(f"[calibrate {tier.name}] seed {seed} {name}: val loss {result['val_loss']:.4f} "
+                f"(train {result['train_loss']:.4f}, accuracy {100 * result['val_accuracy']:.1f}%) "
+                f"in {result['seconds']:.1f} s")
+
+    finetune_runs, finetune_reason = [], None
+    for seed in seeds:
+        result = learning.measure_finetune(dict(ref), tier, seed, device=device)
+        if isinstance(result, Outcome):
+            if result.status != "not run":
+                raise RuntimeError(f"the reference fine-tuning failed (seed {seed}): {result.message}")
+            finetune_reason = result.message
+            log(f"[calibrate {tier.name}] fine-tuning {result.message}")
+            finetune_runs = []
+            break
+        finetune_runs.append(result)
+        log(f"[calibrate {tier.name}] seed {seed} finetune: loss {result['initial_loss']:.4f} -> "
+            f"{result['loss']:.4f} in {result['seconds']:.1f} s")
+
+    models = {}
+    for name in MODELS:
+        stats = threshold_from([r["val_loss"] for r in runs[name]])
+        models[name] = {"compared": "val_loss", "runs": runs[name], **stats,
+                        "mean_seconds": statistics.fmean(r["seconds"] for r in runs[name])}
+    if finetune_runs:
+        stats = threshold_from([r["loss"] for r in finetune_runs])
+        models["finetune"] = {"compared": "loss", "runs": finetune_runs, **stats,
+                              "mean_seconds": statistics.fmean(r["seconds"] for r in finetune_runs)}
+    else:
+        models["finetune"] = {"compared": "loss", "runs": [], "threshold": None, "not_run": finetune_reason}
+
+    determinism = None
+    if rerun:
+        determinism = {"seed": seeds[0], "runs": {}}
+        for name in MODELS:
+            again = learning.measure_colouriser(classes[name], tier, seeds[0], data=data, device=device,
+                                                label=f"reference {classes[name].__name__}")
+            first = runs[name][0]
+            keys = ("val_loss", "train_loss", "val_accuracy", "val_loss_per_epoch")
+            determinism["runs"][name] = {"first_val_loss": first["val_loss"], "rerun_val_loss": again["val_loss"],
+                                         "bit_identical": all(first[k] == again[k] for k in keys)}
+        determinism["bit_identical"] = all(r["bit_identical"] for r in determinism["runs"].values())
+        log(f"[calibrate {tier.name}] rerun of seed {seeds[0]} bit-identical: {determinism['bit_identical']}")
+
+    per_submission = sum(models[name]["mean_seconds"] for name in MODELS) + models["finetune"].get("mean_seconds", 0.0)
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "tier": tier.name,
+        "status": "calibrated",
+        "settings": tier.settings(),
+        "seeds": seeds,
+        "date": started.isoformat(timespec="seconds"),
+        "device": provenance,
+        "reference": f"solution cells cnn_model, unet_model, finetune_train, finetune_setup of {MASTER_NOTEBOOK.name}",
+        "data": learning.describe_data(data),
+        "data_fingerprint": learning.data_fingerprint(data),
+        "measurement": ("colourisers: mean per-pixel cross-entropy on the validation subset after the last epoch "
+                        "(a2cnn.training.train_colourizer, deterministic=True, "
+                        f"{tier.threads or 'default'} torch thread(s)); fine-tuning: grader-measured loss on the "
+                        "training pictures after the student's train()"),
+        "rule": RULE,
+        "models": models,
+        "thresholds": {name: models[name]["threshold"] for name in (*MODELS, "finetune")},
+        "determinism": determinism,
+        "timing": {"mean_training_seconds_per_submission": round(per_submission, 2),
+                   "time_budget_s": tier.time_budget_s,
+                   "within_budget": per_submission <= tier.time_budget_s},
+    }
+    if out is not False:
+        path = Path(out) if out else calibration_path(tier)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=2) + "\n")
+        log(f"[calibrate {tier.name}] wrote {path}")
+    return record
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def load_calibration(tier, directory=None):
+    """The calibration record of ``tier``; CalibrationError when missing, unreadable, foreign or stale."""
+    path = calibration_path(tier, directory)
+    hint = f"run `python -m autograder calibrate --tier {tier.name}` on a {tier.device} machine and commit the file"
+    if not path.is_file():
+        raise CalibrationError(f"no calibration for tier {tier.name}: {path} is missing; {hint}")
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CalibrationError(f"calibration {path} cannot be read ({exc}); {hint}") from exc
+    if not isinstance(record, dict) or record.get("schema_version") != SCHEMA_VERSION:
+        raise CalibrationError(f"calibration {path} has schema {record.get('schema_version') if isinstance(record, dict) else '?'}, "
+                               f"this grader reads schema {SCHEMA_VERSION}; {hint}")
+    if record.get("tier") != tier.name:
+        raise CalibrationError(f"calibration {path} is for tier {record.get('tier')!r}, not {tier.name!r}")
+    recorded, current = dict(record.get("settings") or {}), tier.settings()
+    for key in _NOT_COMPARED:
+        recorded.pop(key, None)
+        current.pop(key, None)
+    changed = sorted(k for k in set(recorded) | set(current) if recorded.get(k) != current.get(k))
+    if changed:
+        detail = ", ".join(f"{k}: {recorded.get(k)!r} -> {current.get(k)!r}" for k in changed)
+        raise CalibrationError(f"calibration {path} is stale: tier {tier.name} settings changed since ({detail}); {hint}")
+    return record
+
+
+def load_thresholds(tier, directory=None):
+    """``{"cnn", "unet", "finetune" (None when not calibrated), "finetune_reason", "data", "data_fingerprint",
+    "provenance"}`` of ``tier``."""
+    record = load_calibration(tier, directory)
+    thresholds = record.get("thresholds") or {}
+    values = {}
+    for name in (*MODELS, "finetune"):
+        value = thresholds.get(name)
+        if value is None and name == "finetune":
+            values[name] = None
+            continue
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise CalibrationError(f"calibration of tier {tier.name} has no valid {name} threshold ({value!r})")
+        values[name] = float(value)
+    device = record.get("device") or {}
+    where = device.get("gpu_model") or device.get("cpu_model") or device.get("torch_device", "?")
+    values["data"] = record.get("data", "")
+    values["data_fingerprint"] = record.get("data_fingerprint")
+    values["finetune_reason"] = (record.get("models", {}).get("finetune", {}) or {}).get("not_run") or ""
+    values["provenance"] = (f"calibrated {str(record.get('date', '?'))[:10]} on {where}, torch {device.get('torch', '?')}, "
+                            f"{len(record.get('seeds') or [])} seeds")
+    return values
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+def summary(record):
+    lines = [f"tier {record['tier']} on {record['device']['gpu_model'] or record['device']['cpu_model']}, "
+             f"torch {record['device']['torch']}, seeds {record['seeds']}", f"data: {record['data']}",
+             f"rule: {record['rule']}"]
+    for name, model in record["models"].items():
+        if model.get("threshold") is None:
+            lines.append(f"{name}: not calibrated ({model.get('not_run')})")
+            continue
+        losses = ", ".join(f"{r[model['compared']]:.4f}" for r in model["runs"])
+        lines.append(f"{name}: {model['compared']} [{losses}] mean {model['mean']:.4f} std {model['std']:.4f} "
+                     f"max {model['max']:.4f} -> threshold {model['threshold']:.4f} ({model['mean_seconds']:.1f} s/run)")
+    if record.get("determinism"):
+        lines.append(f"rerun of seed {record['determinism']['seed']} bit-identical: {record['determinism']['bit_identical']}")
+    timing = record["timing"]
+    lines.append(f"training checks per submission: {timing['mean_training_seconds_per_submission']:.1f} s "
+                 f"(budget {timing['time_budget_s']:.0f} s)")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m autograder calibrate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tier", choices=TIER_CHOICES, default="auto", help="tier to calibrate (default: auto)")
+    parser.add_argument("--seeds", help="comma-separated seeds (default: the tier's calibration_seeds; at least 5)")
+    parser.add_argument("--out", help="file to write (default: autograder/calibration/<tier>.json)")
+    parser.add_argument("--no-rerun", action="store_true", help="skip the determinism rerun of the first seed")
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        tier = select_tier(args.tier)
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()] if args.seeds else None
+        record = calibrate(tier, seeds=seeds, out=args.out, rerun=not args.no_rerun)
+    except (TierError, ValueError) as exc:
+        print(f"calibrate: {exc}", file=sys.stderr)
+        return 2
+    print(summary(record))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,452 @@
+"""Training checks: tiers, calibration file, thresholds, and the verdicts on the reference and on weaker variants.
+
+Tests marked ``slow`` train in the real cpu tier (the budget CI grades with), because they are about the calibrated
+thresholds; the others use tiny budgets or recorded measurements.
+"""
+import copy
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import learning_variants as lv
+from autograder import calibrate, learning, tiers
+from autograder.checks import learning as checks
+from autograder.checks.base import Check, Outcome
+from autograder.reference import load_reference
+
+CPU = tiers.TIERS["cpu"]
+GPU = tiers.TIERS["gpu"]
+TINY = dataclasses.replace(CPU, train_images=50, val_images=20, epochs=1, num_filters=4, batch_size=25)
+
+
+@pytest.fixture(autouse=True)
+def _grading_env(monkeypatch, request):
+    """Grade in the cpu tier with the committed calibration, the data mirror and no download."""
+    monkeypatch.setenv(tiers.TIER_ENV, "cpu")
+    monkeypatch.delenv(calibrate.CALIBRATION_ENV, raising=False)
+    monkeypatch.setenv("A2_OFFLINE", "1")
+
+
+@pytest.fixture
+def mirror_env(mirror_dir, monkeypatch):
+    monkeypatch.setenv("A2_DATA_DIR", str(mirror_dir))
+    return mirror_dir
+
+
+@pytest.fixture(scope="module")
+def ref():
+    return load_reference()
+
+
+@pytest.fixture(scope="module")
+def cpu_record():
+    return json.loads((calibrate.CALIBRATION_DIR / "cpu.json").read_text())
+
+
+def _check(func, ns):
+    outcome = func(ns)
+    assert isinstance(outcome, Outcome)
+    print(f"{func.__name__}: {outcome.as_dict()['status']}: {outcome.message}")
+    return outcome
+
+
+# ------------------------------------------------------------------------------------------------ tiers
+def test_every_tier_field_has_a_default_and_a_description():
+    for f in dataclasses.fields(tiers.Tier):
+        assert f.default is not dataclasses.MISSING, f.name
+        assert f.metadata.get("description"), f.name
+    assert tiers.Tier() == CPU
+
+
+def test_gpu_tier_uses_the_handout_settings_and_cpu_tier_is_smaller():
+    assert (GPU.train_images, GPU.val_images, GPU.epochs, GPU.batch_size, GPU.num_filters, GPU.learn_rate) == \
+        (5000, 1000, 25, 100, 32, 1e-3)
+    assert (GPU.finetune_size, GPU.finetune_arch, GPU.device) == (224, "resnet101", "cuda")
+    assert CPU.device == "cpu" and CPU.threads >= 1  # fixed thread count: results depend on it
+    assert CPU.train_images * CPU.epochs < GPU.train_images * GPU.epochs
+    assert CPU.time_budget_s <= 60
+    for tier in (CPU, GPU):
+        assert len(set(tier.calibration_seeds)) >= 5
+
+
+def test_select_tier_rules(monkeypatch):
+    monkeypatch.setattr(tiers, "cuda_available", lambda: False)
+    assert tiers.select_tier("cpu") is CPU
+    assert tiers.select_tier("auto") is CPU
+    assert tiers.select_tier(" CPU ") is CPU
+    with pytest.raises(tiers.TierError, match="needs a CUDA device"):
+        tiers.select_tier("gpu")
+    with pytest.raises(tiers.TierError, match="unknown tier"):
+        tiers.select_tier("tpu")
+    monkeypatch.setenv(tiers.TIER_ENV, "gpu")
+    with pytest.raises(tiers.TierError, match="--tier cpu"):
+        tiers.select_tier()
+    monkeypatch.delenv(tiers.TIER_ENV)
+    assert tiers.select_tier() is CPU  # default: auto
+    monkeypatch.setattr(tiers, "cuda_available", lambda: True)
+    assert tiers.select_tier() is GPU
+    assert tiers.select_tier("gpu") is GPU
+    assert tiers.select_tier("cpu") is CPU  # the cpu tier can still be asked for on a GPU machine
+
+
+def test_a_gpu_tier_without_cuda_is_not_run_not_failed_and_not_passed(monkeypatch, ref):
+    monkeypatch.setattr(tiers, "cuda_available", lambda: False)
+    monkeypatch.setenv(tiers.TIER_ENV, "gpu")
+    outcome = _check(checks.cnn_learns, ref)
+    assert outcome.as_dict()["status"] == "not run" and not outcome.passed
+    assert "CUDA" in outcome.message
+
+
+# ------------------------------------------------------------------------------------- the rule, the file
+def test_threshold_rule():
+    stats = calibrate.threshold_from([2.0, 2.1, 2.2])
+    assert stats["max"] == 2.2 and stats["std"] == pytest.approx(0.1)
+    assert stats["threshold"] == pytest.approx(2.2 + 0.3)          # 3 std > 2 % of the mean
+    stats = calibrate.threshold_from([2.0, 2.0, 2.0])
+    assert stats["threshold"] == pytest.approx(2.0 * 1.02)           # no spread: the 2 % floor
+    with pytest.raises(ValueError):
+        calibrate.threshold_from([2.0])
+
+
+def test_committed_cpu_calibration_has_its_provenance(cpu_record):
+    record = cpu_record
+    assert record["schema_version"] == calibrate.SCHEMA_VERSION and record["tier"] == "cpu"
+    assert record["rule"] == calibrate.RULE
+    assert len(record["seeds"]) >= 5 and len(set(record["seeds"])) == len(record["seeds"])
+    assert CPU.grade_seed in record["seeds"]
+    for key in ("torch_device", "cpu_model", "torch", "platform"):
+        assert record["device"][key], key
+    assert record["date"]
+    assert "horse mirror" in record["data"] or "CIFAR" in record["data"]
+    assert f"first {CPU.train_images} training / first {CPU.val_images} test" in record["data"]
+    settings = dict(record["settings"])
+    assert settings == CPU.settings(), "cpu tier changed since calibration: rerun `python -m autograder calibrate --tier cpu`"
+    for name in ("cnn", "unet"):
+        model = record["models"][name]
+        losses = [run["val_loss"] for run in model["runs"]]
+        assert [run["seed"] for run in model["runs"]] == record["seeds"]
+        assert all(math.isfinite(v) for v in losses)
+        # the threshold in the file is the documented rule applied to the recorded losses
+        assert record["thresholds"][name] == pytest.approx(calibrate.threshold_from(losses)["threshold"], abs=1e-12)
+        assert all(run["seconds"] > 0 for run in model["runs"])
+    # Part C: calibrated, or its reason recorded (this machine: no pretrained weights, no trimaps)
+    finetune = record["models"]["finetune"]
+    assert (record["thresholds"]["finetune"] is None) == (not finetune["runs"])
+    if record["thresholds"]["finetune"] is None:
+        assert "not run" in finetune["not_run"] and ("weights" in finetune["not_run"] or "masks" in finetune["not_run"])
+    assert record["determinism"]["bit_identical"] is True
+    assert record["timing"]["within_budget"] is True
+    assert record["timing"]["mean_training_seconds_per_submission"] < CPU.time_budget_s
+
+
+def test_the_unet_calibration_is_clearly_below_the_cnn(cpu_record):
+    """Otherwise 'the CNN graded as the UNet' could not fail."""
+    thresholds = cpu_record["thresholds"]
+    assert thresholds["unet"] < min(run["val_loss"] for run in cpu_record["models"]["cnn"]["runs"])
+
+
+def test_no_model_that_ignores_its_input_can_pass(cpu_record, mirror_env):
+    """The best possible input-ignoring predictor on the validation subset (its own per-pixel colour frequencies,
+    an oracle no trained model can beat) has a loss far above both thresholds."""
+    data = learning.tier_data(CPU)
+    labels = data.y_test
+    counts = np.stack([(labels == c).sum(axis=0) for c in range(24)]).astype(float)
+    probs = counts / counts.sum(axis=0)
+    oracle = -np.mean(np.log(np.take_along_axis(probs[None], labels[:, None], axis=1)))
+    print(f"best input-ignoring loss {oracle:.4f}; thresholds {cpu_record['thresholds']}")
+    assert cpu_record["thresholds"]["cnn"] < oracle - 0.3
+    assert cpu_record["thresholds"]["unet"] < oracle - 0.3
+
+
+def test_missing_and_stale_calibrations_are_refused(tmp_path, monkeypatch, ref):
+    with pytest.raises(calibrate.CalibrationError, match="calibrate --tier cpu"):
+        calibrate.load_thresholds(CPU, directory=tmp_path)
+    record = json.loads((calibrate.CALIBRATION_DIR / "cpu.json").read_text())
+    record["settings"]["epochs"] += 1
+    (tmp_path / "cpu.json").write_text(json.dumps(record))
+    with pytest.raises(calibrate.CalibrationError, match="stale.*epochs"):
+        calibrate.load_thresholds(CPU, directory=tmp_path)
+    # a check never passes without a usable calibration: it says why it did not run
+    monkeypatch.setenv(calibrate.CALIBRATION_ENV, str(tmp_path))
+    outcome = _check(checks.unet_learns, ref)
+    assert outcome.as_dict()["status"] == "not run" and "stale" in outcome.message
+
+
+def test_gpu_thresholds_come_only_from_a_gpu_calibration_file():
+    path = calibrate.calibration_path(GPU)
+    if not path.exists():  # not calibrated yet: the gpu runner's workflow does it; nothing is made up meanwhile
+        with pytest.raises(calibrate.CalibrationError, match="gpu.json is missing"):
+            calibrate.load_thresholds(GPU)
+    else:
+        record = calibrate.load_calibration(GPU)
+        assert record["device"]["gpu_model"], "a gpu calibration must name its GPU"
+
+
+def test_thresholds_are_read_from_the_file(tmp_path, monkeypatch, ref, cpu_record, mirror_env):
+    """Same measurement, edited copy of the calibration: the verdict follows the file."""
+    recorded = next(run for run in cpu_record["models"]["cnn"]["runs"] if run["seed"] == CPU.grade_seed)
+    monkeypatch.setattr(checks, "measure_colouriser", lambda *args, **kwargs: dict(recorded))
+    assert _check(checks.cnn_learns, ref).passed
+    edited = copy.deepcopy(cpu_record)
+    edited["thresholds"]["cnn"] = recorded["val_loss"] - 0.001
+    (tmp_path / "cpu.json").write_text(json.dumps(edited))
+    monkeypatch.setenv(calibrate.CALIBRATION_ENV, str(tmp_path))
+    outcome = _check(checks.cnn_learns, ref)
+    assert outcome.as_dict()["status"] == "failed"
+    assert f"{recorded['val_loss']:.4f}" in outcome.message and f"{edited['thresholds']['cnn']:.4f}" in outcome.message
+    assert "tier cpu" in outcome.message
+
+
+def test_thresholds_calibrated_on_other_images_are_not_used(tmp_path, monkeypatch, ref, cpu_record, mirror_env):
+    """E.g. a calibration on the course mirror, graded against the official CIFAR-10 files: not run, not judged."""
+    assert cpu_record["data_fingerprint"] == learning.data_fingerprint(learning.tier_data(CPU))
+    monkeypatch.setattr(checks, "measure_colouriser", lambda *a, **k: pytest.fail("must not train"))
+    edited = copy.deepcopy(cpu_record)
+    edited["data_fingerprint"] = "0" * 16
+    (tmp_path / "cpu.json").write_text(json.dumps(edited))
+    monkeypatch.setenv(calibrate.CALIBRATION_ENV, str(tmp_path))
+    outcome = _check(checks.cnn_learns, ref)
+    assert outcome.as_dict()["status"] == "not run" and "calibrated on" in outcome.message
+
+
+def test_learning_checks_are_declared_for_the_registry():
+    assert [c.name for c in checks.LEARNING_CHECKS] == ["cnn_learns", "unet_learns", "finetune_learns"]
+    for check in checks.LEARNING_CHECKS:
+        assert isinstance(check, Check) and check.part == "learning" and check.points == 1.0 and check.title
+
+
+# ------------------------------------------------------------------------------ measuring: guards, tiny
+def test_reference_is_read_from_the_master_notebook(ref):
+    for name in ("CNN", "UNet", "train", "freeze_and_replace"):
+        assert callable(ref[name])
+    out = ref["UNet"](3, 4, 24, 1)(torch.zeros(2, 1, 32, 32))
+    assert tuple(out.shape) == (2, 24, 32, 32)
+
+
+class _WrongShape(nn.Module):
+    def __init__(self, kernel, num_filters, num_colours, num_in_channels):
+        super().__init__()
+        self.conv = nn.Conv2d(num_in_channels, num_colours, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)[:, :, ::2, ::2]
+
+
+class _NaNAfterTraining(nn.Module):
+    def __init__(self, kernel, num_filters, num_colours, num_in_channels):
+        super().__init__()
+        self.conv = nn.Conv2d(num_in_channels, num_colours, 3, padding=1)
+
+    def forward(self, x):
+        out = self.conv(x)
+        return out * float("nan") if self.training else out
+
+
+class _BadInit(nn.Module):
+    def __init__(self, kernel, num_filters, num_colours, num_in_channels):
+        raise TypeError("forgot something")
+
+
+class _ForwardRaises(_WrongShape):
+    def forward(self, x):
+        return self.conv(x).view(-1, 7, 3)
+
+
+@pytest.mark.parametrize("model_class, words", [
+    (_WrongShape, "returned shape (2, 24, 16, 16)"),
+    (_NaNAfterTraining, "NaN"),
+    (_BadInit, "could not build"),
+    (_ForwardRaises, "forward failed"),
+])
+def test_broken_models_fail_with_a_message_and_never_crash(model_class, words, mirror_env):
+    outcome = learning.measure_colouriser(model_class, TINY, seed=0)
+    assert isinstance(outcome, Outcome) and outcome.as_dict()["status"] == "failed", outcome
+    assert words in outcome.message
+
+
+def test_measurement_is_deterministic_and_uses_the_tier_subset(ref, mirror_env):
+    first = learning.measure_colouriser(ref["CNN"], TINY, seed=3)
+    again = learning.measure_colouriser(ref["CNN"], TINY, seed=3)
+    other = learning.measure_colouriser(ref["CNN"], TINY, seed=4)
+    assert (first["train_images"], first["val_images"], first["epochs"]) == (50, 20, 1)
+    assert first["val_loss"] == again["val_loss"] and first["train_loss"] == again["train_loss"]
+    assert first["val_loss"] != other["val_loss"]
+
+
+def test_the_tier_thread_count_is_used_and_restored(ref, mirror_env, monkeypatch):
+    seen = []
+    real = learning.train_colourizer
+    monkeypatch.setattr(learning, "train_colourizer", lambda *a, **k: (seen.append(torch.get_num_threads()), real(*a, **k))[1])
+    before = torch.get_num_threads()
+    learning.measure_colouriser(ref["CNN"], dataclasses.replace(TINY, threads=1), seed=0)
+    assert seen == [1] and torch.get_num_threads() == before
+
+
+def test_calibrate_end_to_end_on_a_tiny_tier(tmp_path, mirror_env):
+    out = tmp_path / "cpu.json"
+    record = calibrate.calibrate(TINY, seeds=[0, 1], out=out, min_seeds=2, log=None)
+    assert json.loads(out.read_text())["thresholds"] == record["thresholds"]
+    assert record["determinism"]["bit_identical"] is True
+    assert [r["seed"] for r in record["models"]["unet"]["runs"]] == [0, 1]
+    with pytest.raises(ValueError, match="at least 5"):
+        calibrate.calibrate(TINY, seeds=[0, 1], out=False)
+
+
+# ----------------------------------------------------------------------------------------------- Part C
+def test_finetune_is_not_run_without_pretrained_weights(tmp_path, monkeypatch, ref, mirror_env):
+    """This machine has no COCO weights (and no trimaps): the check says so and never passes."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    outcome = _check(checks.finetune_learns, dict(ref))
+    assert outcome.as_dict()["status"] == "not run" and not outcome.passed
+    assert "weights" in outcome.message
+    direct = learning.measure_finetune(dict(ref), CPU, seed=0)
+    assert isinstance(direct, Outcome) and direct.as_dict()["status"] == "not run"
+    assert "no pretrained DeepLabV3 weights" in direct.message
+
+
+def _stand_in_finetune(monkeypatch):
+    """Part C mechanics without the real files: a RANDOM MobileNetV3 DeepLabV3 flagged as pretrained and
+    synthetic ellipse masks. This checks the plumbing only; it calibrates nothing real."""
+    from torchvision.models.segmentation import deeplabv3_mobilenet_v3_large
+
+    from a2cnn.deeplab import LoadInfo
+    from a2cnn.oxford17 import synthetic_demo_mask
+
+    def fake_load(prefer="resnet101", **kwargs):
+        torch.manual_seed(0)
+        model = deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21).eval()
+        return model, LoadInfo(True, learning.architecture_name(tier), "stand-in", None, "random stand-in (test)")
+
+    def fake_data(tier):
+        generator = torch.Generator().manual_seed(0)
+        masks = torch.stack([torch.from_numpy(synthetic_demo_mask(64, 64, i).astype(np.int64)) for i in range(8)])
+        images = torch.randn(8, 3, 64, 64, generator=generator) + 2.0 * masks[:, None].float()
+        return images, masks
+
+    tier = dataclasses.replace(CPU, finetune_size=64, finetune_learn_rate=5e-2, finetune_steps=12)
+    monkeypatch.setattr(learning, "load_deeplabv3", fake_load)
+    monkeypatch.setattr(learning, "finetune_data", fake_data)
+    return tier
+
+
+def _frozen_head(ns):
+    def freeze_and_replace(model):
+        model = ns["freeze_and_replace"](model)
+        return model.requires_grad_(False)  # the new classifier is frozen too
+    return {**ns, "freeze_and_replace": freeze_and_replace}
+
+
+def _wrong_parameters(ns):
+    def train(model, train_loader, epochs=1, learn_rate=1e-3, device="cpu"):
+        learned = [p for name, p in model.named_parameters() if name.startswith("classifier.0")]
+        optimizer = torch.optim.Adam(learned or [torch.zeros(1, requires_grad=True)], lr=learn_rate)
+        return ns["run_finetune_epochs"](model, train_loader, optimizer, epochs, device)
+    return {**ns, "train": train}
+
+
+def test_finetune_mechanics_with_a_stand_in_model(monkeypatch, ref):
+    tier = _stand_in_finetune(monkeypatch)
+    runs = [learning.measure_finetune(dict(ref), tier, seed) for seed in (0, 1, 2)]
+    for run in runs:
+        assert isinstance(run, dict), run
+        assert run["loss"] < run["initial_loss"] and len(run["reported_losses"]) == 1
+    threshold = calibrate.threshold_from([r["loss"] for r in runs])["threshold"]
+    assert checks.judge("finetune", runs[0], threshold, tier).passed
+    frozen = learning.measure_finetune(_frozen_head(ref), tier, 0)
+    assert isinstance(frozen, Outcome) and frozen.as_dict()["status"] == "failed"
+    assert "requires a gradient" in frozen.message
+    wrong = learning.measure_finetune(_wrong_parameters(ref), tier, 0)
+    assert isinstance(wrong, dict) and wrong["loss"] == pytest.approx(wrong["initial_loss"])
+    verdict = checks.judge("finetune", wrong, threshold, tier)
+    print(f"stand-in: reference {[round(r['loss'], 4) for r in runs]}, threshold {threshold:.4f}, "
+          f"wrong parameters {wrong['loss']:.4f}")
+    assert verdict.as_dict()["status"] == "failed" and "did not lower the loss" in verdict.message
+    # the threshold alone also rejects it: its loss is the untrained head's
+    assert wrong["loss"] > threshold
+
+
+# ------------------------------------------------------------------ the real cpu tier: calibrated verdicts
+@pytest.mark.slow
+@pytest.mark.mirror
+def test_reference_passes_its_own_calibration(ref, cpu_record, monkeypatch, mirror_env):
+    measured = {}
+    real = learning.measure_colouriser
+
+    def recording(model_class, tier, seed, **kwargs):
+        measured[kwargs.get("label")] = result = real(model_class, tier, seed, **kwargs)
+        return result
+
+    monkeypatch.setattr(checks, "measure_colouriser", recording)
+    for func, label, key in ((checks.cnn_learns, "CNN", "cnn"), (checks.unet_learns, "UNet", "unet")):
+        outcome = _check(func, ref)
+        assert outcome.passed and outcome.as_dict()["status"] == "passed"
+        recorded = next(r for r in cpu_record["models"][key]["runs"] if r["seed"] == CPU.grade_seed)
+        # same run as in the calibration: identical on the calibration machine, close anywhere else
+        assert measured[label]["val_loss"] == pytest.approx(recorded["val_loss"], abs=0.02)
+    # the budget of the tier: both trainings (with their per-epoch validation) together
+    assert measured["CNN"]["seconds"] + measured["UNet"]["seconds"] < CPU.time_budget_s
+
+
+@pytest.mark.slow
+@pytest.mark.mirror
+def test_reference_passes_with_a_seed_it_was_not_calibrated_on(ref, cpu_record, mirror_env):
+    seed = 1000
+    assert seed not in cpu_record["seeds"]
+    thresholds = calibrate.load_thresholds(CPU)
+    for name, key in (("CNN", "cnn"), ("UNet", "unet")):
+        result = learning.measure_colouriser(ref[name], CPU, seed)
+        print(f"{name} seed {seed}: {result['val_loss']:.4f} (threshold {thresholds[key]:.4f})")
+        assert checks.judge(key, result, thresholds[key], CPU).passed
+
+
+def _assert_falls_short(outcome):
+    assert outcome.as_dict()["status"] == "failed" and not outcome.passed
+    assert "above the threshold" in outcome.message
+
+
+@pytest.mark.slow
+@pytest.mark.mirror
+def test_the_cnn_submitted_as_the_unet_falls_short(ref, mirror_env):
+    _assert_falls_short(_check(checks.unet_learns, {"UNet": ref["CNN"]}))
+
+
+@pytest.mark.slow
+@pytest.mark.mirror
+@pytest.mark.parametrize("name, func", [("CNN", checks.cnn_learns), ("UNet", checks.unet_learns)])
+def test_models_without_batchnorm_fall_short(name, func, ref, mirror_env):
+    _assert_falls_short(_check(func, {name: lv.without_batchnorm(ref, name)}))
+
+
+@pytest.mark.slow
+@pytest.mark.mirror
+def test_a_model_that_ignores_its_input_falls_short(mirror_env):
+    _assert_falls_short(_check(checks.cnn_learns, {"CNN": lv.ConstantMap}))
+
+
+@pytest.mark.slow
+@pytest.mark.mirror
+def test_probabilities_instead_of_logits_fall_short(ref, mirror_env):
+    """softmax in forward: cross-entropy then treats probabilities as logits (a wrong learning target)."""
+    _assert_falls_short(_check(checks.unet_learns, {"UNet": lv.softmax_output(ref["UNet"])}))
+
+
+@pytest.mark.slow
+@pytest.mark.mirror
+def test_a_transposed_output_falls_short(ref, mirror_env):
+    """Colours predicted for the transposed picture: a wrong learning target the loss cannot fully fit."""
+    _assert_falls_short(_check(checks.cnn_learns, {"CNN": lv.transposed_output(ref["CNN"])}))
+
+
+@pytest.mark.slow
+@pytest.mark.mirror
+def test_a_fixed_permutation_of_the_colour_channels_is_not_a_learning_flaw(ref, cpu_record, mirror_env):
+    """Not every 'wrong target' learns worse: the last convolution absorbs any fixed channel order (same family
+    of functions, same initial distribution), so the model learns as well as the reference and the trained model
+    predicts the right colours. The training check rightly passes it."""
+    outcome = _check(checks.unet_learns, {"UNet": lv.permuted_channels(ref["UNet"])})
+    assert outcome.passed
