@@ -8,7 +8,8 @@ import types
 import torch
 import torch.nn as nn
 
-from autograder.reference import cell_sources, _definitions
+from autograder.namespace import add_student_definitions
+from autograder.reference import cell_sources
 
 
 def _nn_without_batchnorm():
@@ -23,7 +24,7 @@ def without_batchnorm(ref_ns, class_name):
     ns = dict(ref_ns)
     ns["nn"] = _nn_without_batchnorm()
     grade_id = {"CNN": "cnn_model", "UNet": "unet_model"}[class_name]
-    exec(_definitions(cell_sources(grade_ids=(grade_id,))[grade_id], f"<no-BN {class_name}>"), ns)
+    assert not add_student_definitions(ns, cell_sources(grade_ids=(grade_id,)))
     cls = ns[class_name]
     cls.__name__ = f"{class_name}WithoutBatchNorm"
     return cls

@@ -4,26 +4,19 @@ Cells are found by nbgrader grade_id, as the grader finds them. ``build_namespac
 child hands to the checks: the master's setup imports, the pristine a2cnn modules, then the (student's, here the
 reference's) definitions executed into the same dict, so their functions' globals are that dict.
 """
-import functools
 from pathlib import Path
 
-import nbformat
+from autograder import reference
+from autograder.submission import load_master
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MASTER_NOTEBOOK = REPO_ROOT / "source" / "a2-cnn" / "a2-cnn.ipynb"
 SOLUTION_CELLS = ("cnn_model", "unet_model", "finetune_train", "finetune_setup")
 
 
-@functools.lru_cache(maxsize=None)
 def master_cells():
     """grade_id -> source of every nbgrader cell of the master notebook."""
-    notebook = nbformat.read(str(MASTER_NOTEBOOK), as_version=4)
-    cells = {}
-    for cell in notebook.cells:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if grade_id:
-            cells[grade_id] = cell.source
-    return cells
+    return {grade_id: cell.source for grade_id, cell in load_master(MASTER_NOTEBOOK).items()}
 
 
 def reference_source(grade_id):
@@ -31,18 +24,10 @@ def reference_source(grade_id):
 
 
 def base_namespace(with_loop=True):
-    """What the master's setup imports (and the Part C imports) put in the notebook's namespace."""
-    import numpy as np
-    import torch
-    import torch.nn as nn
-
-    from a2cnn import finetune, settings
-    from a2cnn.layers import MyConv2d
-
-    ns = {"__name__": "__submission__", "np": np, "torch": torch, "nn": nn, "settings": settings,
-          "MyConv2d": MyConv2d, "evaluate": finetune.evaluate, "predict_masks": finetune.predict}
-    if with_loop:
-        ns["run_finetune_epochs"] = finetune.run_finetune_epochs
+    """What the master's setup cell puts in the notebook's namespace, built as the grader builds it."""
+    ns = reference.base_namespace(MASTER_NOTEBOOK)
+    if not with_loop:
+        ns.pop("run_finetune_epochs", None)
     return ns
 
 

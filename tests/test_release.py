@@ -22,14 +22,7 @@ def cells_by_id(path):
     return {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "nbgrader" in c.metadata}
 
 
-def kind(meta):
-    if meta.get("solution") and meta.get("grade"):
-        return "manual"
-    if meta.get("solution"):
-        return "answer"
-    if meta.get("grade"):
-        return "tests"
-    return "locked" if meta.get("locked") else "other"
+kind = submission.kind_of
 
 
 def solution_lines(source):
