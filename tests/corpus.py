@@ -105,7 +105,7 @@ EXAMPLES = [
             {"cnn_model": "import a_module_that_does_not_exist\n" + reference_source("cnn_model")},
             expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "ModuleNotFoundError"}),
     Example("infinite_loop", "CNN.__init__ never returns", _with("cnn_model", INIT_LINE, INIT_LINE + "        while True:\n            pass\n"),
-            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "timeout"}, timeout=40.0, all_parts=True),
+            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "timeout"}, timeout=75.0, all_parts=True),
     Example("memory_bomb", "UNet.__init__ allocates 64 GiB", _with("unet_model", INIT_LINE, INIT_LINE + "        self.cache = bytearray(64 * 2**30)\n"),
             expected={"cnn": 2, "unet": 0, "finetune": 2}, messages={"unet": "memory"}, all_parts=True),
     Example("fake_result_line", "a flawed CNN whose class body prints a fake perfect result",
