@@ -107,6 +107,10 @@ def grade_part(report, submission, master, part, config):
             _zero_part(report, part, "failed", str(problem))
             return
         report.notes.append(f"[{part}] {problem}")
+    for grade_id, statements in (value.get("ignored") or {}).items():
+        if isinstance(statements, list) and statements:
+            shown = "; ".join(str(x) for x in statements[:5]) + (" ..." if len(statements) > 5 else "")
+            report.notes.append(f"[{part}] only definitions are graded; these top-level statements of {grade_id} were not run: {shown}")
     if value.get("gate"):
         _zero_part(report, part, "failed", f"the visible tests of this part fail, so it scores 0: {value['gate']}")
         return

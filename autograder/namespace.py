@@ -19,11 +19,16 @@ def run_setup(setup_source):
     return ns
 
 
-def add_student_definitions(ns, sources):
-    """Execute the definitions of each student cell into ``ns``; return {grade_id: problem message}."""
+def add_student_definitions(ns, sources, ignored=None):
+    """Execute the definitions of each student cell into ``ns``; return {grade_id: problem message}.
+
+    ``ignored``, if a dict, receives {grade_id: [top-level statements that were not executed]}.
+    """
     problems = {}
     for grade_id, source in sources.items():
         code, dropped, error = try_definitions_only(source)
+        if dropped and ignored is not None:
+            ignored[grade_id] = dropped
         if error:
             problems[grade_id] = f"cell {grade_id} cannot be parsed: {error}"
             continue

@@ -119,6 +119,9 @@ EXAMPLES = [
     Example("os_exit_in_forward", "UNet.forward kills its process with os._exit(0)",
             {"unet_model": "import os\n" + reference_source("unet_model").replace("        down1 = self.downconv1(x)\n", "        os._exit(0)\n", 1)},
             expected={"cnn": 2, "unet": 0, "finetune": 2}, messages={"unet": "crashed"}, all_parts=True),
+    Example("top_level_exit", "sys.exit(0) and a training run at the top level of the CNN cell (not definitions)",
+            {"cnn_model": "import sys\n" + reference_source("cnn_model") + "\nmodel = CNN(3, 8, 24, 1)\nsys.exit(0)\n"},
+            expected={"cnn": 2, "unet": 2, "finetune": 2}, messages={"notes": "sys.exit(0)"}),
     # ---- damaged notebooks ---------------------------------------------------------------------------------------
     Example("not_json", "an upload that is not a notebook", raw=b"this is my essay, not a notebook\n",
             expected={"cnn": 0, "unet": 0, "finetune": 0}, messages={"cnn": "JSON"}),

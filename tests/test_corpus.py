@@ -20,6 +20,7 @@ def test_example_grades_to_its_expected_score(example, tmp_path):
     assert not report.grader_errors, report.grader_errors
     got = {part: report.part_score(part) for part in parts}
     feedback = {part: " | ".join(r.message for r in report.results if r.part == part) for part in parts}
+    feedback["notes"] = " | ".join(report.notes)
     assert got == {part: example.expected[part] for part in parts}, feedback
     for part, text in example.messages.items():
         assert text.lower() in feedback[part].lower(), (part, feedback[part])
