@@ -140,6 +140,11 @@ def grade_notebook(path, config=None, parts=None, on_part=None):
             report.fatal = submission.fatal
             _zero_part(report, part, "failed", f"not graded: {submission.fatal}")
         else:
-            grade_part(report, submission, master, part, config)
+            try:
+                grade_part(report, submission, master, part, config)
+            except Exception as exc:  # a grader bug: record it, keep grading the other parts
+                report.results = [r for r in report.results if r.part != part]
+                report.grader_errors.append(f"{part}: {type(exc).__name__}: {exc}")
+                _zero_part(report, part, "not run", "not graded because of a grader error (not your fault); the instructor will regrade it")
     report.seconds = time.perf_counter() - started
     return report
