@@ -9,7 +9,7 @@ Every edit is a string replacement on the master's cell source and asserts that 
 expected number of times, so a change of the master notebook breaks this module loudly instead of silently
 turning a twin into the reference.
 """
-from reference_solution import reference_source
+from tests.reference_solution import reference_source
 
 PART_OF_CELL = {"cnn_model": "cnn", "unet_model": "unet", "finetune_train": "finetune", "finetune_setup": "finetune"}
 
