@@ -24,3 +24,14 @@ def mirror_dir():
     if mirror is None:
         pytest.skip("data mirror absent: set A2_DATA_DIR to a folder with cifar-10-horse/, oxford17/, palette/")
     return mirror
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run faster on one torch thread than on two (the checks themselves do the same)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -15,13 +15,7 @@ TWINS = sorted(name for name, (cell, _) in FLAWED.items() if PART_OF_CELL[cell] 
 GOOD_VARIANTS = sorted(name for name, (cell, _) in VARIANTS.items() if PART_OF_CELL[cell] == PART)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models: one thread is faster than two (the checks themselves do the same)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run_part(ns, part=PART):

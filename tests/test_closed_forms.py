@@ -11,13 +11,7 @@ ARCH = st.tuples(st.sampled_from([1, 3, 5]), st.integers(1, 8), st.integers(1, 8
 INPUT = st.tuples(st.integers(1, 3), st.integers(1, 12).map(lambda v: 4 * v), st.integers(1, 12).map(lambda v: 4 * v))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models: one thread is faster than two (the checks themselves do the same)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
