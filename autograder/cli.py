@@ -27,7 +27,7 @@ def _config(args):
 
 def cmd_grade(args):
     from .grade import grade_notebook
-    from .results import summary_text, write_json
+    from .results import instructor_log_path, summary_text, write_json
 
     if not Path(args.submission).is_file():
         print(f"no such file: {args.submission}", file=sys.stderr)
@@ -37,7 +37,7 @@ def cmd_grade(args):
     print(summary_text(report, show_logs=args.show_output))
     if args.json:
         write_json(report, args.json, config.visibility)
-        print(f"results written to {args.json}")
+        print(f"results written to {args.json} (instructor log: {instructor_log_path(args.json)})")
     return 1 if report.grader_errors else 0
 
 

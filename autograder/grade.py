@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import feedback
 from . import submission as sub
 from .checks.registry import checks_for
 from .config import REPO_ROOT, GraderConfig
@@ -16,6 +17,7 @@ from .sandbox.runner import run_isolated
 
 # Environment a child may see: where the data and weights are, and which tier to grade with. Nothing else.
 _PASSED_ENV = ("A2_DATA_DIR", "A2_CACHE_DIR", "A2_OFFLINE", "A2_OXFORD17_MASKS", "TORCH_HOME", "A2_DEVICE")
+_LOGGED_ERROR_CHARS = 20_000  # a part's sandbox error in the instructor log
 
 
 @dataclass
@@ -53,7 +55,8 @@ class GradeReport:
 
 def _zero_part(report, part, status, message):
     for check in checks_for(part):
-        report.results.append(CheckResult(check.name, part, check.title, 0.0, check.points, status, message))
+        report.results.append(CheckResult(check.name, part, check.title, 0.0, check.points, status,
+                                          feedback.message(message)))
 
 
 def _child_env(config):
@@ -93,26 +96,29 @@ def grade_part(report, submission, master, part, config):
         text = getattr(result, stream).strip()
         if text:
             report.logs.append(f"[{part}] {stream}:\n{text}")
+    if result.status != "ok":
+        report.logs.append(f"[{part}] sandbox: {result.status}: {feedback.bound(result.message, _LOGGED_ERROR_CHARS)}")
     if result.status == "internal":
-        report.grader_errors.append(f"{part}: {result.message}")
+        report.grader_errors.append(f"{part}: {feedback.bound(result.message, _LOGGED_ERROR_CHARS)}")
         _zero_part(report, part, "not run", "not graded because of a grader error (not your fault); the instructor will regrade it")
         return
     if result.status != "ok":
-        _zero_part(report, part, "failed", f"your code could not be graded for this part ({result.status}): {result.message}")
+        _zero_part(report, part, "failed", f"your code could not be graded for this part ({result.status}): {result.student_message}")
         return
     value = result.value if isinstance(result.value, dict) else {}
     own_cells = set(sub.PART_CELLS[part])
     for grade_id, problem in (value.get("problems") or {}).items():
         if grade_id in own_cells:
-            _zero_part(report, part, "failed", str(problem))
+            _zero_part(report, part, "failed", feedback.from_worker(problem))
             return
-        report.notes.append(f"[{part}] {problem}")
+        report.notes.append(feedback.note(f"[{part}] {feedback.from_worker(problem)}"))
     for grade_id, statements in (value.get("ignored") or {}).items():
         if isinstance(statements, list) and statements:
-            shown = "; ".join(str(x) for x in statements[:5]) + (" ..." if len(statements) > 5 else "")
-            report.notes.append(f"[{part}] only definitions are graded; these top-level statements of {grade_id} were not run: {shown}")
+            shown = "; ".join(feedback.bound(feedback.first_line(x), 60) for x in statements[:5]) + (" ..." if len(statements) > 5 else "")
+            report.notes.append(feedback.note(f"[{part}] only definitions are graded; these top-level statements "
+                                              f"of {grade_id} were not run: {shown}"))
     if value.get("gate"):
-        _zero_part(report, part, "failed", f"the visible tests of this part fail, so it scores 0: {value['gate']}")
+        _zero_part(report, part, "failed", f"the visible tests of this part fail, so it scores 0: {feedback.from_worker(value['gate'])}")
         return
     outcomes = value.get("checks") or {}
     for check in checks:
@@ -122,7 +128,7 @@ def grade_part(report, submission, master, part, config):
             continue
         ok = outcome.get("status") == "passed" and outcome.get("passed") is True
         status = "passed" if ok else ("not run" if outcome.get("status") == "not run" else "failed")
-        message = str(outcome.get("message", ""))[:2000]
+        message = feedback.from_worker(outcome.get("message", ""))
         report.results.append(CheckResult(check.name, part, check.title, check.points if ok else 0.0, check.points, status, message))
 
 

@@ -7,6 +7,7 @@ never imported). Then only the *definitions* of the student's solution cells are
 import contextlib
 import io
 
+from . import feedback
 from .extract import try_definitions_only
 
 
@@ -35,5 +36,5 @@ def add_student_definitions(ns, sources, ignored=None):
         try:
             exec(compile(code, f"<cell {grade_id}>", "exec"), ns)
         except Exception as exc:  # student code: report, never crash the child
-            problems[grade_id] = f"cell {grade_id} raised {type(exc).__name__} while being defined: {exc}"
+            problems[grade_id] = f"cell {grade_id} raised {feedback.error_excerpt(type(exc).__name__, exc)} while being defined"
     return problems

@@ -10,6 +10,7 @@ import io
 import os
 import warnings
 
+from . import feedback
 from .checks.registry import checks_for
 
 _MARK = {"passed": "PASS", "failed": "FAIL", "not run": "NOT RUN"}
@@ -39,6 +40,7 @@ def hidden_test_score(part, namespace):
                 outcome = {"passed": False, "status": "failed", "message": f"check crashed: {type(exc).__name__}: {exc}"}
         earned = check.points if outcome["status"] == "passed" and outcome["passed"] else 0.0
         score += earned
-        lines.append(f"[{_MARK[outcome['status']]}] {earned:g}/{check.points:g} {check.title}: {outcome['message']}")
+        lines.append(f"[{_MARK[outcome['status']]}] {earned:g}/{check.points:g} {check.title}: "
+                     f"{feedback.from_worker(outcome['message'])}")
     print("\n".join(lines))
     return score

@@ -1,33 +1,88 @@
-"""Reports: Gradescope results.json, a terminal summary, and a CSV over many students."""
+"""Reports: Gradescope results.json, the instructor log, a terminal summary, and a CSV over many students.
+
+``results.json`` is student-visible: every text in it is bounded and path-scrubbed (``feedback.py``) and the whole
+file stays under ``MAX_RESULTS_BYTES`` whatever the submission printed or raised. Everything an instructor may need
+besides (what the code printed, sandbox messages with tracebacks, grader errors) goes to the instructor log.
+"""
 import csv
 import json
+from pathlib import Path
+
+from . import feedback
+
+MAX_RESULTS_BYTES = 256 * 1024
+OUTPUT_CHARS = 8000           # the top-level "output" of results.json
+MAX_LOG_BYTES = 4 * 1024 * 1024  # the instructor log of one submission
+LOG_LINE_CHARS = 256 * 1024      # one entry of that log (a part's output, a traceback)
 
 
-def to_gradescope(report, visibility="visible"):
+def to_gradescope(report, visibility="visible", message_chars=feedback.MESSAGE_CHARS):
     """Gradescope's results.json schema: score, max_score, tests[name, score, max_score, output, visibility]."""
     tests = [
         {
-            "name": f"{r.part}: {r.title}",
+            "name": feedback.bound(f"{r.part}: {r.title}", 200),
             "score": r.score,
             "max_score": r.max_score,
             "status": r.status,
-            "output": r.message,
+            "output": feedback.bound(feedback.message(r.message), message_chars),
             "visibility": visibility,
         }
         for r in report.results
     ]
-    output = "\n".join(([f"Submission could not be read: {report.fatal}"] if report.fatal else []) + report.notes)
+    lines = [f"Submission could not be read: {feedback.message(report.fatal)}"] if report.fatal else []
+    lines += feedback.notes(report.notes)
     not_run = [r for r in report.results if r.status == "not run"]
     if not_run:
-        output += f"\n{sum(r.max_score for r in not_run):g} point(s) not run on this grader; see each check's reason."
+        lines.append(f"{sum(r.max_score for r in not_run):g} point(s) not run on this grader; see each check's reason.")
     return {"score": report.score, "max_score": report.max_score, "execution_time": round(report.seconds, 1),
-            "output": output.strip(), "tests": tests}
+            "output": feedback.bound("\n".join(lines).strip(), OUTPUT_CHARS), "tests": tests}
+
+
+def results_text(report, visibility="visible"):
+    """results.json as text, never over ``MAX_RESULTS_BYTES``: with very many checks, outputs are shortened."""
+    message_chars = feedback.MESSAGE_CHARS
+    while True:
+        text = json.dumps(to_gradescope(report, visibility, message_chars), indent=2) + "\n"
+        if len(text.encode("utf-8")) <= MAX_RESULTS_BYTES or message_chars <= 40:
+            return text
+        message_chars //= 2
 
 
 def write_json(report, path, visibility="visible"):
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(to_gradescope(report, visibility), handle, indent=2)
-        handle.write("\n")
+    """Write results.json and, beside it, the instructor log (``instructor_log_path``)."""
+    Path(path).write_text(results_text(report, visibility), encoding="utf-8")
+    write_instructor_log(report, instructor_log_path(path))
+
+
+def instructor_log_path(results_path):
+    """``results.json`` -> ``results.instructor.log`` in the same folder (never shown to the student)."""
+    results_path = Path(results_path)
+    return results_path.with_name(results_path.stem + ".instructor.log")
+
+
+def instructor_log_text(report):
+    """Everything about one grade, for the instructor: bounded per line and in all (``MAX_LOG_BYTES``)."""
+    lines = [f"submission: {report.submission}", f"score: {report.score:g} / {report.max_score:g}",
+             f"seconds: {report.seconds:.1f}"]
+    if report.fatal:
+        lines.append(f"fatal: {report.fatal}")
+    lines += [f"GRADER ERROR (regrade): {error}" for error in report.grader_errors]
+    lines += [f"[{r.status}] {r.score:g}/{r.max_score:g} {r.name}: {r.message}" for r in report.results]
+    lines += [f"note: {note}" for note in report.notes]
+    lines += report.logs
+    kept, size = [], 0
+    for line in lines:
+        line = feedback.bound(line, LOG_LINE_CHARS)
+        size += len(line.encode("utf-8")) + 1
+        if size > MAX_LOG_BYTES:
+            kept.append(f"[log cut at {MAX_LOG_BYTES // 2**20} MiB]")
+            break
+        kept.append(line)
+    return "\n".join(kept) + "\n"
+
+
+def write_instructor_log(report, path):
+    Path(path).write_text(instructor_log_text(report), encoding="utf-8")
 
 
 _MARK = {"passed": "PASS", "failed": "FAIL", "not run": "SKIP"}

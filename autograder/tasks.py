@@ -8,6 +8,7 @@ import traceback
 
 import torch
 
+from . import feedback
 from .checks.registry import checks_for
 from .namespace import add_student_definitions, run_setup
 
@@ -15,8 +16,7 @@ from .namespace import add_student_definitions, run_setup
 def _short_error(exc):
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<")]
     where = f" ({frames[-1].filename}, line {frames[-1].lineno})" if frames else ""
-    text = str(exc).strip() or type(exc).__name__
-    return f"{type(exc).__name__}: {text}{where}"
+    return f"{feedback.error_excerpt(type(exc).__name__, exc)}{where}"
 
 
 def run_visible_tests(ns, code):

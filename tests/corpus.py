@@ -65,6 +65,19 @@ def _edit_locked_test(nb):
 
 INIT_LINE = "        super().__init__()\n"
 
+# What a submission that tries to leak files puts at the top of a cell: the first line of its error names grader
+# paths (they must be scrubbed); the rest is the master notebook (it must never reach the student).
+LEAK_PRELUDE = """import sys, pathlib
+def _leak():
+    try:
+        import autograder
+        root = pathlib.Path(autograder.__file__).resolve().parents[1]
+        body = (root / 'source' / 'a2-cnn' / 'a2-cnn.ipynb').read_text()
+    except Exception as error:
+        root, body = pathlib.Path('/nowhere'), 'MASTER-UNREADABLE ' + repr(error)
+    return f'grader at {root}/autograder/grade.py, python at {sys.executable}, home {pathlib.Path.home()}', body
+"""
+
 EXAMPLES = [
     Example("reference", "the master's solutions in the released notebook",
             expected={"cnn": 2, "unet": 2, "finetune": 2}),
@@ -122,6 +135,16 @@ EXAMPLES = [
     Example("top_level_exit", "sys.exit(0) and a training run at the top level of the CNN cell (not definitions)",
             {"cnn_model": "import sys\n" + reference_source("cnn_model") + "\nmodel = CNN(3, 8, 24, 1)\nsys.exit(0)\n"},
             expected={"cnn": 2, "unet": 2, "finetune": 2}, messages={"notes": "sys.exit(0)"}),
+    Example("leaks_files_in_exception", "the CNN cell raises a 10 MB exception: grader paths, then the master notebook",
+            {"cnn_model": LEAK_PRELUDE + "class CNN:\n    _first, _body = _leak()\n"
+                           "    raise RuntimeError(_first + '\\n' + _body * (10 * 2**20 // len(_body) + 1))\n"},
+            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "RuntimeError"}, all_parts=True),
+    Example("leaks_files_in_forward", "CNN.forward raises the master notebook's text; the class body prints it",
+            {"cnn_model": LEAK_PRELUDE + reference_source("cnn_model").replace(
+                "class CNN(nn.Module):\n", "class CNN(nn.Module):\n    print(_leak()[1] * 50)\n", 1).replace(
+                "    def forward(self, x):\n",
+                "    def forward(self, x):\n        raise ValueError('\\n'.join(_leak()))\n", 1)},
+            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "ValueError"}),
     # ---- damaged notebooks ---------------------------------------------------------------------------------------
     Example("not_json", "an upload that is not a notebook", raw=b"this is my essay, not a notebook\n",
             expected={"cnn": 0, "unet": 0, "finetune": 0}, messages={"cnn": "JSON"}),

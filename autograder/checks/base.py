@@ -4,6 +4,8 @@ Check functions run inside the sandbox child, next to the student's code. They o
 message; the points come from the parent's own copy of the registry, so a child cannot award itself points.
 """
 from dataclasses import dataclass, field
+
+from autograder.feedback import error_excerpt
 from typing import Callable
 
 
@@ -42,10 +44,13 @@ def not_run(reason):
     return Outcome(False, f"not run: {reason}", status="not run")
 
 
-def describe_exception(error, limit=300):
-    """``"TypeError: message"``, shortened: how a check names an exception raised by student code."""
-    text = f"{type(error).__name__}: {error}".strip()
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def describe_exception(error):
+    """``"TypeError: first line of the message"``, bounded and path-scrubbed: how a check names an exception raised
+    by student code (``feedback.error_excerpt``)."""
+    try:
+        return error_excerpt(type(error).__name__, error)
+    except Exception:  # noqa: BLE001 - an exception whose __str__ raises
+        return error_excerpt(type(error).__name__, "")
 
 
 def guarded(func):

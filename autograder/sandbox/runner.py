@@ -75,6 +75,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from autograder import feedback
 from autograder.sandbox import privileges, protocol
 from autograder.sandbox.limits import Limits
 
@@ -100,7 +101,8 @@ class SandboxResult:
 
     status: str
     value: Any = None
-    message: str = ""
+    message: str = ""          # for the instructor: may hold the code's traceback (student-controlled text)
+    student_message: str = ""  # for the student: the grader's words and at most a bounded excerpt of the error
     stdout: str = ""
     stderr: str = ""
     wall_seconds: float = 0.0
@@ -338,7 +340,9 @@ def run_isolated(task: str, payload: Any, limits: Limits | None = None, extra_sy
         join_deadline = time.monotonic() + 2.0  # a reader only blocks longer if an escaped process holds its pipe
         for reader in readers:
             reader.join(timeout=max(0.0, join_deadline - time.monotonic()))
-        return _classify(proc.returncode, timed_out, rusage, readers, token, limits, wall, isolation)
+        result = _classify(proc.returncode, timed_out, rusage, readers, token, limits, wall, isolation)
+        result.student_message = result.student_message or result.message  # other branches: the grader's words only
+        return result
     finally:
         if proc is not None and proc.returncode is None:  # an exception in the grader itself: leave nothing behind
             _kill_session(proc.pid)
@@ -403,17 +407,23 @@ def _classify(returncode: int, timed_out: bool, rusage, readers, token: str, lim
         result.status, result.value, result.message = "ok", message["value"], "Finished normally."
         return result
     kind, etype, error = message["kind"], message["error_type"], message["error"]
+    excerpt = feedback.exception_line(etype, error)
     if kind == "memory":
         result.status = "memory"
         result.message = f"Your code ran out of memory (limit {_size(limits.memory_bytes)}).\n{error}".rstrip()
+        result.student_message = f"Your code ran out of memory (limit {_size(limits.memory_bytes)})."
     elif kind == "exit":
         result.status = "crashed"
         result.message = (f"Your code tried to end the grading process ({error}). Do not call sys.exit(), exit() "
                           "or quit() in submitted code.")
+        result.student_message = ("Your code tried to end the grading process (SystemExit). Do not call "
+                                  "sys.exit(), exit() or quit() in submitted code.")
     elif kind == "grader":
         result.status = "internal"
         result.message = f"Internal grader error (not caused by your code): {etype}\n{error}"
+        result.student_message = "Internal grader error (not caused by your code)."
     else:
         result.status = "error"
         result.message = f"Your code raised {etype}:\n{error}".rstrip()
+        result.student_message = f"Your code raised {excerpt}"
     return result

@@ -1,0 +1,133 @@
+"""Student-visible text: bounded, path-scrubbed, nothing of the grader's files; details go to the instructor log."""
+import json
+import sys
+
+import pytest
+
+from autograder import feedback
+from autograder.cli import main as cli_main
+from autograder.grade import CheckResult, GradeReport
+from autograder.results import MAX_RESULTS_BYTES, instructor_log_path, results_text, write_json
+from tests.corpus import BY_NAME, REPO_ROOT, RELEASED, build
+
+MASTER = REPO_ROOT / "source" / "a2-cnn" / "a2-cnn.ipynb"
+
+
+def _code_lines(path):
+    cells = json.loads(path.read_text())["cells"]
+    return {line.strip() for c in cells if c["cell_type"] == "code" for line in "".join(c["source"]).splitlines()}
+
+
+def master_only_lines():
+    """Lines of the master's code cells that the release does not have (solutions, hidden tests), long enough to
+    be unmistakable."""
+    return {line for line in _code_lines(MASTER) - _code_lines(RELEASED) if len(line) >= 25}
+
+
+# ---- the text functions -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", ["/root/.pyenv/versions/3.11.7/bin/python", "/tmp/a2-sandbox-x1/work/cell.py",
+                                  "C:\\Users\\me\\a2\\grade.py", "~/.cache/torch/hub", "/work/shared/data/"])
+def test_paths_are_scrubbed_wherever_they_appear(path):
+    text = feedback.scrub(f"cannot open '{path}': no such file ({path})")
+    assert path.rstrip("/") not in text and "<path>" in text
+
+
+def test_ordinary_words_with_slashes_are_kept():
+    assert feedback.scrub("loss 1.5 / 2 points, and/or the val/train split") == "loss 1.5 / 2 points, and/or the val/train split"
+
+
+def test_control_and_direction_characters_are_removed():
+    assert feedback.scrub("ok\x1b[31m red\u202e evil\x00") == "ok [31m red  evil "
+
+
+def test_bound_marks_what_it_cuts():
+    assert feedback.bound("x" * 10, 10) == "x" * 10
+    cut = feedback.bound("x" * 11, 10)
+    assert len(cut) == 10 and cut.endswith("...")
+
+
+def test_an_error_excerpt_is_its_type_and_first_line_only():
+    excerpt = feedback.error_excerpt("ValueError", "\n  bad input at /srv/grader/secret.json\nsecond line\n" + "z" * 10**6)
+    assert excerpt == "ValueError: bad input at <path>"
+    long = feedback.error_excerpt("Boom<script>", "y" * 5000)
+    assert long.startswith("Boomscript: ") and len(long) <= len("Boomscript: ") + feedback.EXCERPT_CHARS
+
+
+def test_the_exception_line_is_found_at_the_end_of_a_traceback():
+    traceback_text = ('  File "<student>", line 3, in forward\n    raise KeyError(secret)\n'
+                      "KeyError: 'first line'\nmore of the message\n")
+    assert feedback.exception_line("KeyError", traceback_text) == "KeyError: 'first line'"
+    assert feedback.exception_line("KeyError", "nothing recognisable") == "KeyError"
+
+
+def test_worker_feedback_keeps_its_first_line_only():
+    assert feedback.from_worker("CNN output has shape (2, 24, 16, 16)\n" + "secret\n" * 1000) == "CNN output has shape (2, 24, 16, 16)"
+    assert len(feedback.from_worker("w" * 10**6)) == feedback.WORKER_MESSAGE_CHARS
+
+
+def test_notes_are_bounded_in_length_and_number_and_not_repeated():
+    notes = feedback.notes(["same"] * 5 + [f"note {i} " + "n" * 2000 for i in range(100)])
+    assert notes[0] == "same" and notes.count("same") == 1
+    assert len(notes) == feedback.MAX_NOTES and "more note(s)" in notes[-1]
+    assert all(len(n) <= feedback.NOTE_CHARS for n in notes)
+
+
+# ---- results.json and the instructor log --------------------------------------------------------------------------
+def _report(message, checks=3, notes=()):
+    report = GradeReport(submission="/srv/course/submitted/alice/a2-cnn/a2-cnn.ipynb", notes=list(notes))
+    report.results = [CheckResult(f"c{i}", "cnn", f"check {i}", 0.0, 0.5, "failed", message) for i in range(checks)]
+    report.logs.append("[cnn] stdout:\n" + "printed by the student " * 1000)
+    report.grader_errors.append("cnn: Internal grader error at /srv/grader/autograder/grade.py")
+    return report
+
+
+def test_results_json_stays_under_its_bound_whatever_the_messages(tmp_path):
+    # ten times the checks the registry has, each with a megabyte of message
+    report = _report("m" * 10**6, checks=200, notes=[f"n{i}" * 1000 for i in range(500)])
+    text = results_text(report)
+    assert len(text.encode()) <= MAX_RESULTS_BYTES
+    results = json.loads(text)
+    assert len(results["tests"]) == 200 and results["max_score"] == 100  # nothing dropped, only shortened
+
+
+def test_student_output_and_grader_errors_go_only_to_the_instructor_log(tmp_path):
+    out = tmp_path / "results.json"
+    write_json(_report("your CNN failed at /srv/grader/checks.py"), out)
+    results = out.read_text()
+    assert "printed by the student" not in results and "Internal grader error" not in results
+    assert "/srv/" not in results and "<path>" in results
+    log = instructor_log_path(out).read_text()
+    assert instructor_log_path(out).name == "results.instructor.log"
+    assert "printed by the student" in log and "/srv/grader/autograder/grade.py" in log and "alice" in log
+
+
+# ---- submissions that try to leak the grader's files --------------------------------------------------------------
+def _student_strings(results):
+    yield results["output"]
+    for test in results["tests"]:
+        yield test["name"]
+        yield test["output"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["leaks_files_in_exception", "leaks_files_in_forward"])
+def test_a_submission_that_raises_the_grader_files_gets_back_only_a_short_scrubbed_line(name, tmp_path):
+    path = build(BY_NAME[name], tmp_path / "submission.ipynb")
+    out = tmp_path / "results.json"
+    assert cli_main(["grade", str(path), "--parts", "cnn", "--json", str(out)]) == 0
+    assert out.stat().st_size <= MAX_RESULTS_BYTES
+    results = json.loads(out.read_text())
+    assert results["score"] == 0
+    text = "\n".join(_student_strings(results))
+    secret_lines = master_only_lines()
+    assert secret_lines, "the master must have lines the release lacks"
+    leaked = [line for line in secret_lines if line in text]
+    assert not leaked, leaked[:3]
+    for machine_path in (str(REPO_ROOT), sys.prefix, sys.executable, str(tmp_path)):
+        assert machine_path not in text
+    assert "<path>" in text  # the paths of the error's first line were there, and were replaced
+    for test in results["tests"]:  # one line each: the error's first line, never the text below it
+        assert "\n" not in test["output"] and len(test["output"]) <= feedback.MESSAGE_CHARS
+        assert '"cells"' not in test["output"]
+    log = instructor_log_path(out).read_text()
+    assert "Error" in log and len(log.encode()) <= 4 * 1024 * 1024 + 100
