@@ -57,8 +57,20 @@ def cmd_batch(args):
     return 1 if failed else 0
 
 
+def isolation_line() -> str:
+    """One line for the instructor: can this machine start a worker sandbox (bubblewrap)?"""
+    from .sandbox.view import ViewError, check_available
+
+    try:
+        check_available()
+    except ViewError as exc:
+        return f"isolation: UNAVAILABLE: {exc}. The grader will refuse to grade (grader error, exit 1)."
+    return "isolation: bubblewrap works here; workers see only the interpreter, the worker code and a private /tmp"
+
+
 def cmd_config(_args):
     print(GraderConfig.describe())
+    print(isolation_line())
     return 0
 
 

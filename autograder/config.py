@@ -2,7 +2,8 @@
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+GRADER_ROOT = Path(__file__).resolve().parents[1]   # the folder holding the `autograder` package
+REPO_ROOT = GRADER_ROOT
 HELPER_DIR = REPO_ROOT / "source" / "a2-cnn"  # the grader's pristine copy of a2cnn/ (never the student's)
 
 
@@ -14,13 +15,17 @@ def _setting(default, description):
 class GraderConfig:
     parts: tuple = _setting(("cnn", "unet", "finetune", "learning"), "parts to grade, in this order")
     tier: str = _setting("auto", "training-check tier: cpu, gpu, or auto (gpu when CUDA is present)")
-    part_timeout_seconds: float = _setting(180.0, "wall-clock limit of one part's sandboxed run (structure checks)")
-    learning_timeout_seconds: float = _setting(600.0, "wall-clock limit of the training checks' sandboxed run")
-    memory_bytes: int = _setting(8 * 2**30, "address-space limit of a sandboxed run")
-    output_bytes: int = _setting(64 * 2**10, "bytes of a part's stdout/stderr kept for the report")
-    threads: int = _setting(2, "torch/OpenMP threads inside a sandboxed run")
+    cell_seconds: float = _setting(60.0, "time limit of one notebook cell (or a part's visible tests) in a worker")
+    worker_seconds: float = _setting(900.0, "wall-clock limit of one worker process, whatever its steps")
+    max_restarts: int = _setting(3, "fresh workers started after a step crashes or hangs, per grading run")
+    memory_bytes: int = _setting(8 * 2**30, "address-space limit of a worker process")
+    output_bytes: int = _setting(64 * 2**10, "bytes of a worker's stdout/stderr kept for the instructor's log")
+    result_bytes: int = _setting(512 * 2**20, "bytes of data a worker may send back in all")
+    tmp_bytes: int = _setting(256 * 2**20, "size of a worker's private /tmp")
+    threads: int = _setting(1, "torch/OpenMP threads inside a worker and for the parent's own training")
     visibility: str = _setting("visible", "Gradescope visibility of every test: visible, after_due_date, after_published, hidden")
     helper_dir: Path = _setting(HELPER_DIR, "folder holding the pristine a2cnn/ helper package")
+    torch_home_in_view: str = _setting("", "TORCH_HOME inside a worker (set by the grader when weights are mounted)")
 
     @classmethod
     def describe(cls):

@@ -1,156 +1,145 @@
-"""(Parent side.) Grade one submitted notebook: one sandboxed child per part, points from the registry.
+"""(Parent side.) Grade one submitted notebook.
 
-Nothing here executes student code: that only happens inside ``sandbox.run_isolated``. Whatever a child does, the
-parent turns it into results for that part's checks and goes on with the next part.
+1. Read the notebook and the master (``submission.py``); lay out the worker's program: the notebook's cells in
+   order, each graded part's visible tests and probes where its test cell is (``program.py``), with inputs drawn
+   from secret seeds of this run (``probes.py``).
+2. Run it in sandboxed workers (``execution.py``): they return data only.
+3. Decide every check here, from that data re-derived by the parent (``checks/``), with points from the registry.
+
+A part whose visible tests fail scores 0, as in nbgrader. A fault of the grader itself (never the student's) makes
+the part "not run", to be regraded; the other parts are still graded.
 """
-import os
+from __future__ import annotations
+
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import feedback
 from . import submission as sub
+from .checks.evidence import Evidence
 from .checks.registry import checks_for
-from .config import REPO_ROOT, GraderConfig
-from .sandbox.limits import Limits
-from .sandbox.runner import run_isolated
+from .config import GraderConfig
+from .execution import execute
+from .parts import part as part_named
+from .probes import PROBES, Secrets
+from .program import build_program
+from .report import CheckResult, GradeReport, PartReport
+from .tiers import TIERS, TierError, select_tier
 
-# Environment a child may see: where the data and weights are, and which tier to grade with. Nothing else.
-_PASSED_ENV = ("A2_DATA_DIR", "A2_CACHE_DIR", "A2_OFFLINE", "A2_OXFORD17_MASKS", "TORCH_HOME", "A2_DEVICE")
-_LOGGED_ERROR_CHARS = 20_000  # a part's sandbox error in the instructor log
-
-
-@dataclass
-class CheckResult:
-    name: str
-    part: str
-    title: str
-    score: float
-    max_score: float
-    status: str  # "passed", "failed" or "not run"
-    message: str
+GRADER_FAULT = "not graded because of a grader error (not your fault); the instructor will regrade it"
+LOG_CHARS = 16 * 1024
 
 
-@dataclass
-class GradeReport:
-    submission: str
-    results: list = field(default_factory=list)
-    fatal: str = ""
-    notes: list = field(default_factory=list)  # shown to the student: problems in cells other than the part's own
-    logs: list = field(default_factory=list)  # instructors only: what the student's code printed, sandbox details
-    grader_errors: list = field(default_factory=list)  # faults of the grader itself (the part must be regraded)
-    seconds: float = 0.0
-
-    @property
-    def score(self):
-        return round(sum(r.score for r in self.results), 4)
-
-    @property
-    def max_score(self):
-        return round(sum(r.max_score for r in self.results), 4)
-
-    def part_score(self, part):
-        return round(sum(r.score for r in self.results if r.part == part), 4)
+def available_probes() -> set:
+    """Probes this grader can run: Part C's training probe needs pretrained weights mounted for the workers."""
+    return {name for name in PROBES if name != "finetune_learning"}
 
 
-def _zero_part(report, part, status, message):
-    for check in checks_for(part):
-        report.results.append(CheckResult(check.name, part, check.title, 0.0, check.points, status,
-                                          feedback.message(message)))
+def _fill(part_report: PartReport, status: str, message: str) -> None:
+    part_report.results = [CheckResult(c.name, c.part, c.title, 0.0, c.points, status, feedback.message(message))
+                           for c in checks_for(part_report.part)]
 
 
-def _child_env(config):
-    env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
-    env["A2_GRADER_TIER"] = config.tier
-    return env
-
-
-def _limits(config, part):
-    wall = config.learning_timeout_seconds if part == "learning" else config.part_timeout_seconds
-    return Limits(wall_seconds=wall, cpu_seconds=int(wall * max(config.threads, 1)) + 30,
-                  memory_bytes=config.memory_bytes, output_bytes=config.output_bytes, threads=config.threads)
-
-
-def _payload(submission, master, part, config):
-    # Only the part's own cells run, so a hang or crash in another answer cannot cost this part its points.
-    sources = {gid: submission.source(gid) for gid in sub.PART_CELLS[part] if submission.source(gid) is not None}
-    return {
-        "part": part,
-        "setup": sub.setup_code(master),
-        "sources": sources,
-        "visible_tests": sub.visible_test_code(master, part),
-        "threads": config.threads,
-    }
-
-
-def grade_part(report, submission, master, part, config):
-    checks = checks_for(part)
-    affected = submission.affected(sub.PART_CELLS[part] + [sub.PART_TEST_CELLS[part], "setup_imports"])
-    if affected:
-        _zero_part(report, part, "failed", "not graded: " + "; ".join(affected))
-        return
-    result = run_isolated("autograder.tasks:run_part", _payload(submission, master, part, config), _limits(config, part),
-                          extra_sys_path=[config.helper_dir, REPO_ROOT], env=_child_env(config))
-    # Student output never reaches student-visible feedback: it could carry anything the code managed to read.
-    for stream in ("stdout", "stderr"):
-        text = getattr(result, stream).strip()
-        if text:
-            report.logs.append(f"[{part}] {stream}:\n{text}")
-    if result.status != "ok":
-        report.logs.append(f"[{part}] sandbox: {result.status}: {feedback.bound(result.message, _LOGGED_ERROR_CHARS)}")
-    if result.status == "internal":
-        report.grader_errors.append(f"{part}: {feedback.bound(result.message, _LOGGED_ERROR_CHARS)}")
-        _zero_part(report, part, "not run", "not graded because of a grader error (not your fault); the instructor will regrade it")
-        return
-    if result.status != "ok":
-        _zero_part(report, part, "failed", f"your code could not be graded for this part ({result.status}): {result.student_message}")
-        return
-    value = result.value if isinstance(result.value, dict) else {}
-    own_cells = set(sub.PART_CELLS[part])
-    for grade_id, problem in (value.get("problems") or {}).items():
-        if grade_id in own_cells:
-            _zero_part(report, part, "failed", feedback.from_worker(problem))
-            return
-        report.notes.append(feedback.note(f"[{part}] {feedback.from_worker(problem)}"))
-    for grade_id, statements in (value.get("ignored") or {}).items():
-        if isinstance(statements, list) and statements:
-            shown = "; ".join(feedback.bound(feedback.first_line(x), 60) for x in statements[:5]) + (" ..." if len(statements) > 5 else "")
-            report.notes.append(feedback.note(f"[{part}] only definitions are graded; these top-level statements "
-                                              f"of {grade_id} were not run: {shown}"))
-    if value.get("gate"):
-        _zero_part(report, part, "failed", f"the visible tests of this part fail, so it scores 0: {feedback.from_worker(value['gate'])}")
-        return
-    outcomes = value.get("checks") or {}
-    for check in checks:
-        outcome = outcomes.get(check.name)
-        if not isinstance(outcome, dict):
-            report.results.append(CheckResult(check.name, part, check.title, 0.0, check.points, "failed", "this check did not report a result"))
+def _cell_notes(program, execution) -> list:
+    """One student-visible note per notebook cell that failed in the worker."""
+    notes = []
+    for step in program.steps:
+        if step["kind"] != "cell" or step.get("name") == "setup_imports":
             continue
-        ok = outcome.get("status") == "passed" and outcome.get("passed") is True
-        status = "passed" if ok else ("not run" if outcome.get("status") == "not run" else "failed")
-        message = feedback.from_worker(outcome.get("message", ""))
-        report.results.append(CheckResult(check.name, part, check.title, check.points if ok else 0.0, check.points, status, message))
+        result = execution.result(step["id"])
+        label = program.labels.get(step["id"], "a cell")
+        if result.outcome == "done":
+            status = result.facts.get("status")
+            if status == "error":
+                notes.append(f"{label} raised {feedback.error_excerpt(result.facts.get('error'))}; the grader went "
+                             "on with the next cells, as a notebook run with errors allowed would")
+            elif status == "timeout":
+                notes.append(f"{label} did not finish within {step['limit']:g} s and was interrupted")
+        elif result.outcome in ("timeout", "memory", "crashed", "processes"):
+            from .checks.evidence import OUTCOME_WORDS
+
+            notes.append(f"{label} {OUTCOME_WORDS[result.outcome]}; the grader restarted the notebook without it")
+        elif result.outcome == "not reached":
+            notes.append(f"{label} was not run: earlier cells stopped the notebook too often")
+    return notes
 
 
-def grade_notebook(path, config=None, parts=None, on_part=None):
+def _gate_failure(program, execution, part: str) -> str | None:
+    result = execution.result(program.gates.get(part))
+    if result.outcome != "done":
+        from .checks.evidence import OUTCOME_WORDS
+
+        return f"the visible tests of this part {OUTCOME_WORDS.get(result.outcome, 'could not be run')}"
+    status = result.facts.get("status")
+    if status == "ok":
+        return None
+    if status == "timeout":
+        return "the visible tests of this part did not finish within their time limit"
+    return f"the visible tests of this part fail: {feedback.error_excerpt(result.facts.get('error'))}"
+
+
+def grade_notebook(path, config: GraderConfig | None = None, parts=None, on_part=None,
+                   secrets: Secrets | None = None) -> GradeReport:
     """Grade the notebook at ``path``; never raises for anything the submission contains."""
     config = config or GraderConfig()
     started = time.perf_counter()
-    report = GradeReport(submission=str(path))
+    part_names = tuple(parts or config.parts)
+    for name in part_names:
+        part_named(name)  # ValueError for an unknown part: a usage error, before any work
+    report = GradeReport(submission=str(path), parts=[PartReport(name) for name in part_names])
     master = sub.load_master()
     submission = sub.read_submission(Path(path))
-    for part in parts or config.parts:
+    if submission.fatal:
+        report.fatal = feedback.message(submission.fatal)
+        for part_report in report.parts:
+            _fill(part_report, "failed", f"not graded: {submission.fatal}")
+        report.seconds = time.perf_counter() - started
+        return report
+    secrets = secrets or Secrets()
+    tier_problem = ""
+    try:
+        tier = select_tier(config.tier)
+    except TierError as exc:
+        tier, tier_problem = TIERS["cpu"], str(exc)
+    program = build_program(submission, master, part_names, secrets, tier, config, available_probes())
+    report.notes += [feedback.note(n) for n in program.notes]
+    if on_part:
+        on_part("notebook")
+    execution = execute(program.steps, config)
+    report.log += execution.log
+    for stream in ("stdout", "stderr"):
+        text = getattr(execution, stream).strip()
+        if text:
+            report.log.append(f"{stream} of the student's code:\n{feedback.bound(text, LOG_CHARS)}")
+    if execution.internal:
+        for part_report in report.parts:
+            part_report.grader_error = execution.internal
+            _fill(part_report, "not run", GRADER_FAULT)
+        report.seconds = time.perf_counter() - started
+        return report
+    report.notes += [feedback.note(n) for n in _cell_notes(program, execution)]
+    evidence = Evidence(program, execution, secrets, tier)
+    for part_report in report.parts:
         if on_part:
-            on_part(part)
-        if submission.fatal:
-            report.fatal = submission.fatal
-            _zero_part(report, part, "failed", f"not graded: {submission.fatal}")
-        else:
-            try:
-                grade_part(report, submission, master, part, config)
-            except Exception as exc:  # a grader bug: record it, keep grading the other parts
-                report.results = [r for r in report.results if r.part != part]
-                report.grader_errors.append(f"{part}: {type(exc).__name__}: {exc}")
-                _zero_part(report, part, "not run", "not graded because of a grader error (not your fault); the instructor will regrade it")
+            on_part(part_report.part)
+        gate = _gate_failure(program, execution, part_report.part)
+        if gate:
+            _fill(part_report, "failed", f"{gate}, so it scores 0 (as in nbgrader)")
+            continue
+        try:
+            for check in checks_for(part_report.part):
+                if part_report.part == "learning" and tier_problem and check.name != "finetune_learns":
+                    outcome_status, message = "not run", f"not run: grader configuration: {tier_problem}"
+                else:
+                    outcome = check.decide(evidence)
+                    outcome_status, message = outcome.status, outcome.message
+                ok = outcome_status == "passed"
+                part_report.results.append(CheckResult(check.name, check.part, check.title,
+                                                       check.points if ok else 0.0, check.points, outcome_status,
+                                                       feedback.message(message)))
+        except Exception as exc:  # noqa: BLE001 - a grader bug: this part is regraded, the others stand
+            part_report.grader_error = f"{type(exc).__name__}: {exc}"
+            report.log.append(f"grader error in part {part_report.part}: {part_report.grader_error}")
+            _fill(part_report, "not run", GRADER_FAULT)
     report.seconds = time.perf_counter() - started
     return report

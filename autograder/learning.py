@@ -1,4 +1,4 @@
-"""(Runs in the sandbox child, and in calibration.) How much a model learns under the grader's own training.
+"""(Parent side and calibration; never in a worker.) How much a model learns under the grader's own training.
 
 The same code measures the reference (calibration) and a submission (grading), in every tier; only the budget
 (:class:`autograder.tiers.Tier`) differs.

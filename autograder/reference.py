@@ -3,12 +3,14 @@
 The definitions come from the solution cells of ``source/a2-cnn/a2-cnn.ipynb`` found by nbgrader ``grade_id``
 (``cnn_model``, ``unet_model``, ``finetune_train``, ``finetune_setup``), so the thresholds are always calibrated on
 the code the course actually publishes as its solution. Only definitions (imports, classes, functions) are executed,
-against the pristine ``a2cnn`` package of ``source/a2-cnn`` (put first on ``sys.path``).
+against the pristine ``a2cnn`` package of ``source/a2-cnn`` (put first on ``sys.path``). This is the course's own
+trusted code, run in the grader's process; a submission's code only ever runs in sandboxed workers.
 """
+import contextlib
+import io
 import sys
 from pathlib import Path
 
-from .namespace import add_student_definitions, run_setup
 from .submission import load_master, setup_code
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -38,21 +40,29 @@ def cell_sources(notebook=MASTER_NOTEBOOK, grade_ids=REFERENCE_CELLS):
     return {g: cells[g].source for g in grade_ids}
 
 
+def _run(ns, source, name):
+    code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+    exec(compile(code, f"<{name}>", "exec"), ns)
+
+
 def base_namespace(notebook=MASTER_NOTEBOOK):
-    """What the master's setup cell provides to the answer cells, built exactly as for a submission."""
+    """What the master's setup cell provides to the answer cells (its imports, IPython magics left out)."""
     ensure_helper_on_path()
-    return run_setup(setup_code(load_master(notebook)))
+    ns = {"__name__": "__main__"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        _run(ns, setup_code(load_master(notebook)), "setup_imports")
+    return ns
 
 
 def load_reference(notebook=MASTER_NOTEBOOK):
     """Namespace holding the reference ``CNN``, ``UNet``, ``train`` and ``freeze_and_replace``.
 
-    Loaded the way the grader loads a submission (``autograder.namespace``), so calibration measures the reference
-    in the same namespace a student's code is graded in.
+    The setup cell and then the solution cells run as the notebook runs them.
     """
     ns = base_namespace(notebook)
-    problems = add_student_definitions(ns, cell_sources(notebook))
+    for grade_id, source in cell_sources(notebook).items():
+        _run(ns, source, grade_id)
     missing = [n for n in REFERENCE_NAMES if n not in ns]
-    if problems or missing:
-        raise ReferenceError(f"the reference cells of {notebook} do not load: {problems or ''} {missing or ''}")
+    if missing:
+        raise ReferenceError(f"the reference cells of {notebook} do not define {', '.join(missing)}")
     return ns

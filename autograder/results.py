@@ -69,7 +69,7 @@ def instructor_log_text(report):
     lines += [f"GRADER ERROR (regrade): {error}" for error in report.grader_errors]
     lines += [f"[{r.status}] {r.score:g}/{r.max_score:g} {r.name}: {r.message}" for r in report.results]
     lines += [f"note: {note}" for note in report.notes]
-    lines += report.logs
+    lines += report.log
     kept, size = [], 0
     for line in lines:
         line = feedback.bound(line, LOG_LINE_CHARS)
@@ -99,7 +99,7 @@ def summary_text(report, show_logs=False):
     lines += [f"  note: {note}" for note in report.notes]
     lines += [f"  GRADER ERROR (regrade): {error}" for error in report.grader_errors]
     if show_logs:
-        lines += [f"  output {log}" for log in report.logs]
+        lines += [f"  log: {line}" for line in report.log]
     return "\n".join(lines)
 
 

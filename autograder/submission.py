@@ -19,7 +19,9 @@ with ``fatal`` set to a message for the student and no cells. Otherwise ``cells`
   executed solution notebook) is not blamed for lacking them.
 
 The grader never runs the student's copy of a locked cell: it runs the master's (``setup_code``,
-``visible_test_code``). Editing a locked cell changes nothing, and is reported so the grader can decide.
+``visible_test_code``), as nbgrader restores read-only cells. Editing a locked cell changes nothing and is
+reported to the student; it costs nothing. ``order`` lists every cell in notebook order, for running the notebook
+as it is.
 """
 from __future__ import annotations
 
@@ -76,6 +78,7 @@ class Submission:
     fatal: str | None = None  # set when the file cannot be used at all (then cells is empty)
     unknown_ids: list = field(default_factory=list)  # grade ids the master does not have
     unusable: set = field(default_factory=set, repr=False)  # grade ids present but not usable (cell type changed)
+    order: list = field(default_factory=list)  # every cell in notebook order: {"type", "grade_id", "source"}
 
     @property
     def ok(self) -> bool:
@@ -192,6 +195,22 @@ def _nbgrader_cells(nb) -> tuple[dict, dict]:
         counts[grade_id] = counts.get(grade_id, 0) + 1
         cells.setdefault(grade_id, cell)
     return cells, counts
+
+
+def _order(nb) -> list:
+    """Every cell in notebook order; a grade id is kept on its first cell only (nbgrader strips the nbgrader
+    metadata of duplicates, which then run as ordinary cells)."""
+    seen, order = set(), []
+    for cell in nb.cells:
+        grade_id = _grade_id(cell)
+        if grade_id in seen:
+            grade_id = None
+        elif grade_id is not None:
+            seen.add(grade_id)
+        source = cell.get("source", "")
+        order.append({"type": cell.get("cell_type"), "grade_id": grade_id,
+                      "source": source if isinstance(source, str) else ""})
+    return order
 
 
 _MASTER_CACHE: dict = {}
@@ -325,14 +344,14 @@ def read_submission(path: os.PathLike | str, master_path: os.PathLike | str = MA
         return Submission(path=path, fatal=fatal)
     master = load_master(master_path)
     cells, counts = _nbgrader_cells(nb)
-    sub = Submission(path=path, cells=cells)
+    sub = Submission(path=path, cells=cells, order=_order(nb))
     sub.unknown_ids = [g for g in cells if g not in master]
     has_checksums = any(isinstance(c.get("metadata", {}).get("nbgrader"), Mapping)
                         and "checksum" in c["metadata"]["nbgrader"] for c in nb.cells)
     for grade_id, count in counts.items():
         if count > 1 and grade_id in master:
             sub._add(grade_id, f"The cell '{grade_id}' appears {count} times in your notebook (copied or split?); "
-                               "only the first one is graded.")
+                               "the first one is graded and the copies run as ordinary cells, as in nbgrader.")
     renamed_hint = ""
     if sub.unknown_ids:
         renamed_hint = " Your notebook has cells with unknown ids: " + ", ".join(f"'{g}'" for g in sub.unknown_ids[:5]) + "."
@@ -359,7 +378,7 @@ def read_submission(path: os.PathLike | str, master_path: os.PathLike | str = MA
         released = normalise(strip_hidden_tests(_text(master_cell)))
         if submitted not in (full, released):
             sub._add(grade_id, f"The read-only cell '{grade_id}' was edited ({_first_difference(submitted, released)}); "
-                               "the grader uses the original cell.")
+                               "the grader ran the original cell instead, as nbgrader does.")
         if has_checksums and meta.get("checksum") != release_checksum(master_cell):
             sub._add(grade_id, f"The nbgrader checksum of the read-only cell '{grade_id}' was altered or removed.")
     return sub

@@ -25,7 +25,7 @@ class Example:
     raw: bytes = None  # the file's bytes, when it is not a notebook at all
     expected: dict = field(default_factory=dict)  # part -> exact points
     messages: dict = field(default_factory=dict)  # part -> text that must appear in that part's feedback
-    timeout: float = 120.0  # per-part wall clock for this example
+    timeout: float = 60.0  # time limit of one cell for this example
     all_parts: bool = False  # grade every part, not only those whose cells were edited (proves isolation)
 
     def parts(self):
@@ -85,7 +85,7 @@ EXAMPLES = [
     Example("uses_nn_conv2d", "CNN's first convolution is nn.Conv2d", dict([FLAWED["cnn_nn_conv2d"]]),
             expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "use MyConv2d, not nn.Conv2d"}),
     Example("functional_conv", "CNN calls F.conv2d itself in forward", dict([FLAWED["cnn_functional_conv"]]),
-            expected={"cnn": 1.5, "unet": 2, "finetune": 2}, messages={"cnn": "outside any MyConv2d"}),
+            expected={"cnn": 1.5, "unet": 2, "finetune": 2}, messages={"cnn": "used outside MyConv2d's forward"}),
     Example("wrong_batchnorm", "BatchNorm2d(2NF) after the first convolution", dict([FLAWED["cnn_wrong_batchnorm"]]),
             expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "visible tests of this part fail"}),
     Example("missing_relu", "downconv2 lacks its ReLU", dict([FLAWED["cnn_missing_relu"]]),
@@ -97,7 +97,7 @@ EXAMPLES = [
     Example("missing_skip", "UNet's upconv1 gets no skip", dict([FLAWED["unet_missing_skip"]]),
             expected={"cnn": 2, "unet": 0, "finetune": 2}, messages={"unet": "4NF channels"}),
     Example("zero_skip", "UNet concatenates zeros in place of downconv1's output", dict([FLAWED["unet_zero_skip"]]),
-            expected={"cnn": 2, "unet": 1.5, "finetune": 2}, messages={"unet": "skip"}),
+            expected={"cnn": 2, "unet": 1.5, "finetune": 2}, messages={"unet": "upconv2 receives a constant + upconv1"}),
     Example("wrong_final_channels", "UNet's final convolution ignores the input skip",
             dict([FLAWED["unet_wrong_final_channels"]]),
             expected={"cnn": 2, "unet": 0, "finetune": 2}, messages={"unet": "NC + in channels"}),
@@ -110,15 +110,15 @@ EXAMPLES = [
             expected={"cnn": 2, "unet": 2, "finetune": 0}, messages={"finetune": "classifier.4 is"}),
     Example("optimizer_gets_all", "train hands every parameter to the optimiser",
             dict([FLAWED["ft_all_params_to_optimizer"]]),
-            expected={"cnn": 2, "unet": 2, "finetune": 1.5}, messages={"finetune": "optimi"}),
+            expected={"cnn": 2, "unet": 2, "finetune": 1.5}, messages={"finetune": "train() changes layers other than classifier.4"}),
     # ---- broken or hostile code --------------------------------------------------------------------------------
     Example("syntax_error", "the CNN cell does not parse", {"cnn_model": reference_source("cnn_model").replace("def forward(self, x):", "def forward(self, x)", 1)},
-            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "cannot be parsed"}),
+            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"notes": "SyntaxError"}),
     Example("exception_at_import", "the CNN cell imports a module that does not exist",
             {"cnn_model": "import a_module_that_does_not_exist\n" + reference_source("cnn_model")},
-            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "ModuleNotFoundError"}),
+            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"notes": "ModuleNotFoundError"}),
     Example("infinite_loop", "CNN.__init__ never returns", _with("cnn_model", INIT_LINE, INIT_LINE + "        while True:\n            pass\n"),
-            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "timeout"}, timeout=75.0, all_parts=True),
+            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "did not finish within"}, timeout=20.0, all_parts=True),
     Example("memory_bomb", "UNet.__init__ allocates 64 GiB", _with("unet_model", INIT_LINE, INIT_LINE + "        self.cache = bytearray(64 * 2**30)\n"),
             expected={"cnn": 2, "unet": 0, "finetune": 2}, messages={"unet": "memory"}, all_parts=True),
     Example("fake_result_line", "a flawed CNN whose class body prints a fake perfect result",
@@ -128,17 +128,17 @@ EXAMPLES = [
             expected={"cnn": 1.5, "unet": 2, "finetune": 2}, messages={"cnn": "ReLU"}, all_parts=True),
     Example("sys_exit_at_import", "the CNN class body calls sys.exit(0) when the cell runs",
             {"cnn_model": "import sys\n" + reference_source("cnn_model").replace("class CNN(nn.Module):\n", "class CNN(nn.Module):\n    sys.exit(0)\n", 1)},
-            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "exit"}, all_parts=True),
+            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"notes": "SystemExit"}, all_parts=True),
     Example("os_exit_in_forward", "UNet.forward kills its process with os._exit(0)",
             {"unet_model": "import os\n" + reference_source("unet_model").replace("        down1 = self.downconv1(x)\n", "        os._exit(0)\n", 1)},
-            expected={"cnn": 2, "unet": 0, "finetune": 2}, messages={"unet": "crashed"}, all_parts=True),
+            expected={"cnn": 2, "unet": 0, "finetune": 2}, messages={"unet": "ended the process running it"}, all_parts=True),
     Example("top_level_exit", "sys.exit(0) and a training run at the top level of the CNN cell (not definitions)",
             {"cnn_model": "import sys\n" + reference_source("cnn_model") + "\nmodel = CNN(3, 8, 24, 1)\nsys.exit(0)\n"},
-            expected={"cnn": 2, "unet": 2, "finetune": 2}, messages={"notes": "sys.exit(0)"}),
+            expected={"cnn": 2, "unet": 2, "finetune": 2}, messages={"notes": "SystemExit"}),
     Example("leaks_files_in_exception", "the CNN cell raises a 10 MB exception: grader paths, then the master notebook",
             {"cnn_model": LEAK_PRELUDE + "class CNN:\n    _first, _body = _leak()\n"
                            "    raise RuntimeError(_first + '\\n' + _body * (10 * 2**20 // len(_body) + 1))\n"},
-            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "RuntimeError"}, all_parts=True),
+            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"notes": "RuntimeError"}, all_parts=True),
     Example("leaks_files_in_forward", "CNN.forward raises the master notebook's text; the class body prints it",
             {"cnn_model": LEAK_PRELUDE + reference_source("cnn_model").replace(
                 "class CNN(nn.Module):\n", "class CNN(nn.Module):\n    print(_leak()[1] * 50)\n", 1).replace(
@@ -149,12 +149,13 @@ EXAMPLES = [
     Example("not_json", "an upload that is not a notebook", raw=b"this is my essay, not a notebook\n",
             expected={"cnn": 0, "unet": 0, "finetune": 0}, messages={"cnn": "JSON"}),
     Example("deleted_unet_cell", "the UNet answer cell was deleted", notebook_edit=_delete("unet_model"),
-            expected={"cnn": 2, "unet": 0, "finetune": 2}, messages={"unet": "unet_model"}),
+            expected={"cnn": 2, "unet": 0, "finetune": 2}, messages={"notes": "unet_model"}),
+    # the cell still runs where it is, as in nbgrader (whose test cells would pass too); the student is told
     Example("renamed_grade_id", "the fine-tune setup cell's grade id was renamed", notebook_edit=_rename("finetune_setup", "my_setup"),
-            expected={"cnn": 2, "unet": 2, "finetune": 0}, messages={"finetune": "finetune_setup"}),
+            expected={"cnn": 2, "unet": 2, "finetune": 2}, messages={"notes": "finetune_setup"}),
     Example("edited_locked_tests", "visible CNN tests deleted from the locked test cell, with a broken CNN",
             dict([FLAWED["cnn_nn_conv2d"]]), notebook_edit=_edit_locked_test,
-            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "test_cnn"}),
+            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "use MyConv2d, not nn.Conv2d"}),
 ]
 BY_NAME = {example.name: example for example in EXAMPLES}
 

@@ -16,7 +16,12 @@ PARTS = {"cnn": "test_cnn", "unet": "test_unet", "finetune": "test_finetune"}
 
 
 def nbgrader(course, *args):
-    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    # nbgrader runs in a course folder outside the repository, so its nbgrader_config.py names the grader as
+    # installed; put this checkout first, as pytest's pythonpath does for this process, so that both sides of the
+    # comparison are the grader under test (an installed copy may be another checkout's).
+    pythonpath = os.pathsep.join(p for p in [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")] if p)
+    env = dict(os.environ, PYTHONPATH=pythonpath,
+               PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     proc = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc

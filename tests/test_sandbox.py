@@ -3,6 +3,7 @@ import json
 import os
 import socket
 import time
+import uuid
 
 import pytest
 
@@ -15,9 +16,30 @@ IS_ROOT = os.geteuid() == 0
 root_only = pytest.mark.skipif(not IS_ROOT, reason="uid drop, namespaces and RLIMIT_NPROC need a root grader")
 
 
-def assert_nothing_left(result: SandboxResult, pids=()):
-    for pid in pids:
-        assert not alive(pid), f"process {pid} survived the run"
+def marked_processes(mark):
+    """Host processes whose environment carries ``mark`` (every process a run started inherits it)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and alive(int(name)):
+            try:
+                with open(f"/proc/{name}/environ", "rb") as fh:
+                    if mark.encode() in fh.read():
+                        found.append(int(name))
+            except OSError:
+                continue
+    return found
+
+
+def run_marked(source, **limits):
+    """run_source with a unique marker in the child's environment; returns (result, marker)."""
+    mark = f"A2_TEST_MARK=run-{uuid.uuid4().hex}"
+    key, value = mark.split("=")
+    return run_source(source, env={key: value}, **limits), mark
+
+
+def assert_nothing_left(result: SandboxResult, mark=None):
+    if mark is not None:
+        assert marked_processes(mark) == [], "a process of the run survived it"
     if result.isolation.get("dedicated_uid"):
         assert pids_of_uid(result.isolation["uid"]) == []
 
@@ -68,14 +90,14 @@ def test_infinite_loop_times_out_and_leaves_no_process():
         "while True: pass\n"
     )
     start = time.monotonic()
-    result = run_source(source, wall_seconds=1.5)
+    result, mark = run_marked(source, wall_seconds=1.5)
     elapsed = time.monotonic() - start
     assert result.status == "timeout"
     assert "time limit" in result.message
     assert 1.5 <= elapsed < 1.5 + 1.5
     pids = printed_pids(result)
     assert len(pids) == 3
-    assert_nothing_left(result, pids)
+    assert_nothing_left(result, mark)
 
 
 def test_cpu_limit_stops_a_busy_loop():
@@ -140,11 +162,11 @@ def test_spawned_processes_are_all_killed(drop):
         "    pids.append(pid)\n"
         "result = pids\n"
     )
-    result = run_source(source, drop_privileges=drop)
+    result, mark = run_marked(source, drop_privileges=drop)
     assert result.status == "ok", result.message
     assert len(result.value) == 40
     assert result.isolation["dedicated_uid"] == (drop and IS_ROOT)
-    assert_nothing_left(result, result.value)
+    assert_nothing_left(result, mark)
 
 
 @root_only
@@ -163,10 +185,10 @@ def test_process_limit_stops_forking():
         "    count += 1\n"
         "result = count\n"
     )
-    result = run_source(source, max_processes=20)
+    result, mark = run_marked(source, max_processes=20)
     assert result.status == "ok", result.message
     assert result.value < 20
-    assert_nothing_left(result)
+    assert_nothing_left(result, mark)
 
 
 @root_only
@@ -179,10 +201,11 @@ def test_real_fork_bomb_is_contained_and_cleaned_up():
         "    except OSError:\n"
         "        pass\n"
     )
-    result = run_source(source, max_processes=32, wall_seconds=2)
+    result, mark = run_marked(source, max_processes=32, wall_seconds=2)
     assert result.status in ("timeout", "crashed")
     assert not result.ok
-    assert_nothing_left(result)
+    assert result.processes_killed >= 16  # the parent can tell the student that it was a fork storm
+    assert_nothing_left(result, mark)
 
 
 # ---------------------------------------------------------------- forging the result
@@ -235,7 +258,8 @@ def test_reporting_twice_with_the_real_token_is_rejected():
         "while f and 'token' not in f.f_locals:\n"
         "    f = f.f_back\n"
         "tok, fd = f.f_locals['token'], f.f_locals['channel']\n"
-        "os.write(fd, ('\\n' + json.dumps({'token': tok, 'ok': True, 'value': 999}) + '\\n').encode())\n"
+        "from autograder.sandbox.protocol import encode\n"
+        "os.write(fd, encode({'token': tok, 'type': 'end', 'ok': True, 'value': 999}))\n"
         "result = 1\n"
     )
     result = run_source(source)
@@ -244,20 +268,22 @@ def test_reporting_twice_with_the_real_token_is_rejected():
     assert result.value is None
 
 
-@pytest.mark.xfail(strict=True, reason="known limitation: code in the same process can forge the result "
-                                       "(find the token, report, os._exit); see runner docstring")
-def test_known_limitation_in_process_forgery():
+def test_in_process_code_can_send_authentic_frames_so_frames_carry_data_only():
+    # Code in the child's process can dig out the token and the channel and send a frame of its own. The sandbox
+    # cannot prevent that; the grader therefore never takes a verdict from a frame (tests/test_corpus.py shows
+    # that forging submissions score what their honest code deserves).
     source = (
-        "import sys, json, os\n"
+        "import sys, os\n"
         "f = sys._getframe()\n"
         "while f and 'token' not in f.f_locals:\n"
         "    f = f.f_back\n"
-        "tok, fd = f.f_locals['token'], f.f_locals['channel']\n"
-        "os.write(fd, ('\\n' + json.dumps({'token': tok, 'ok': True, 'value': 999}) + '\\n').encode())\n"
-        "os._exit(0)\n"
+        "emit = f.f_locals['emit']\n"
+        "emit({'forged': True})\n"
+        "result = 1\n"
     )
     result = run_source(source)
-    assert result.value != 999
+    assert result.ok, result.message
+    assert [header.get("forged") for header, _ in result.events] == [True]
 
 
 def test_fork_does_not_report_twice():
@@ -288,7 +314,7 @@ def test_environment_is_scrubbed(monkeypatch):
     assert env["OMP_NUM_THREADS"] == "1"
     assert set(env) - {"parent"} <= {"PATH", "HOME", "TMPDIR", "LANG", "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE",
                                      "PYTHONIOENCODING", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                     "MALLOC_ARENA_MAX", "MPLBACKEND", "A2_VISIBLE"}
+                                     "MALLOC_ARENA_MAX", "MPLBACKEND", "A2_VISIBLE", "PWD"}
     if IS_ROOT:  # a non-root grader shares its uid with the child, which may then read /proc/<grader>/environ
         assert "s3cr3t-value" not in json.dumps(result.value)
 
@@ -324,13 +350,9 @@ def test_working_directory_is_fresh_private_and_removed():
     first = run_source(source)
     second = run_source(source)
     assert first.ok and second.ok, (first.message, second.message)
-    assert first.value["before"] == []
-    assert first.value["cwd"] == first.value["home"] == first.value["tmp"]
-    assert first.value["mode"] == 0o700
-    assert first.value["cwd"] != second.value["cwd"]
-    assert os.path.realpath(first.value["cwd"]) != os.path.realpath(os.getcwd())
-    assert not os.path.exists(first.value["cwd"])
-    assert not os.path.exists(second.value["cwd"])
+    assert first.value["before"] == second.value["before"] == []  # nothing of the first run is left
+    assert first.value["cwd"] == first.value["home"] == first.value["tmp"] == "/tmp"
+    assert not os.path.exists("/tmp/model.pt") or os.stat("/tmp/model.pt").st_uid != first.isolation["uid"]
 
 
 def test_file_size_limit():
@@ -425,8 +447,9 @@ def test_child_runs_unprivileged(tmp_path):
     value = result.value
     assert value["uid"] == result.isolation["uid"] != 0
     assert value["groups"] == []
-    for name in ("write_grader", "setuid_root", "signal_grader", "write_root_dir"):
-        assert value[name] == "PermissionError", (name, value)
+    assert value["setuid_root"] == value["signal_grader"] == "PermissionError", value
+    for name in ("write_grader", "write_root_dir"):  # not even in the sandbox's view
+        assert value[name] in ("PermissionError", "FileNotFoundError"), (name, value)
     assert not (tmp_path / "x").exists()
 
 

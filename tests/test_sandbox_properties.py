@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autograder.sandbox import Limits, run_isolated
-from autograder.sandbox.protocol import encode, parse
+from autograder.sandbox.protocol import FrameReader, encode
 from sandbox_tasks import TESTS_DIR, run_source
 
 RUNS = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -53,11 +53,29 @@ def test_printed_or_written_text_never_changes_the_value(lines, value):
     assert result.value == value
 
 
+def _read(data, token, chunk=7):
+    """Feed ``data`` in small pieces, as a pipe delivers it, then finish."""
+    reader = FrameReader(token, max_blob_bytes=2**20)
+    frames = []
+    for i in range(0, len(data), chunk):
+        frames += reader.feed(data[i:i + chunk])
+    return frames + reader.finish()
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.binary(), json_values, st.binary())
-def test_protocol_finds_exactly_the_framed_message(before, value, after):
+@given(st.binary(), json_values, st.binary(max_size=64), st.binary())
+def test_protocol_finds_exactly_the_framed_messages_among_noise(before, value, blob, after):
     token = "ab" * 16
-    data = before + encode({"token": token, "ok": True, "value": value}) + after
-    messages, _ = parse(data, token)
-    assert messages == [{"token": token, "ok": True, "value": value}]
-    assert parse(before + after, token)[0] == []
+    end = {"token": token, "type": "end", "ok": True, "value": value}
+    event = {"token": token, "type": "event", "step": "x"}
+    data = before + encode(event, blob) + after + encode(end) + after
+    assert _read(data, token) == [(event, blob), (end, b"")]
+    assert _read(before + after, token) == []
+
+
+@settings(max_examples=100, deadline=None)
+@given(json_values, st.sampled_from(["", "0" * 32, "cd" * 16]))
+def test_frames_without_the_token_are_noise(value, wrong):
+    token = "ab" * 16
+    data = encode({"token": wrong, "type": "end", "ok": True, "value": value})
+    assert _read(data, token) == []

@@ -266,7 +266,7 @@ def test_duplicate_grade_id_keeps_the_first(tmp_path, released, master):
     second["source"] = "def train(*args):\n    return []\n"
     nb["cells"].insert(nb["cells"].index(first) + 1, second)
     sub = read_submission(write(tmp_path, nb))
-    _only(sub, "finetune_train", "The cell 'finetune_train' appears 2 times in your notebook", "only the first one is graded")
+    _only(sub, "finetune_train", "The cell 'finetune_train' appears 2 times in your notebook", "the copies run as ordinary cells")
     assert sub.source("finetune_train") == master["finetune_train"].source
     assert sub.affected(PART_IDS["finetune"]) == [sub.problems["finetune_train"]]
 
@@ -289,7 +289,7 @@ def test_edited_locked_test_cell(tmp_path, released, master):
     c = cell(nb, "test_cnn")
     c["source"] = "".join(line for line in c["source"] if not line.startswith("assert"))  # visible asserts deleted
     sub = read_submission(write(tmp_path, nb))
-    message = _only(sub, "test_cnn", "The read-only cell 'test_cnn' was edited (line 4 differs", "the grader uses the original cell")
+    message = _only(sub, "test_cnn", "The read-only cell 'test_cnn' was edited (line 4 differs", "the grader ran the original cell")
     assert "checksum" not in message  # the stored checksum was left alone
     assert sub.affected(PART_IDS["cnn"]) == [message] and sub.affected(PART_IDS["unet"]) == []
 

@@ -1,35 +1,41 @@
-"""Every check, in a fixed order, with its points. The parent reads points from here, never from a child.
+"""Every check, in a fixed order, with its points. The parent reads points from here, never from a worker.
 
-A part's check points sum to its test cell's points in the master notebook (PART_POINTS); that is asserted
-when this module is imported.
+A part's check points sum to its test cell's points in the master notebook (PART_POINTS); that is asserted when
+this module is imported.
 """
-from autograder.checks import cnn, finetune, unet
-from autograder.checks.learning import LEARNING_CHECKS
+from autograder.checks import colouriser as col
+from autograder.checks import finetune, learning
 from autograder.checks.base import Check
 
 PART_POINTS = {"cnn": 2, "unet": 2, "finetune": 2, "learning": 3}
 
 CHECKS: list[Check] = [
-    Check("cnn_layers", "cnn", 0.5, "CNN groups have the architecture's layers and channels", cnn.cnn_layers),
-    Check("cnn_only_myconv", "cnn", 0.5, "CNN convolves only through MyConv2d", cnn.cnn_only_myconv),
-    Check("cnn_output_shapes", "cnn", 0.5, "CNN output shape for many sizes and configurations",
-          cnn.cnn_output_shapes),
-    Check("cnn_parameter_counts", "cnn", 0.5, "CNN trainable parameter count", cnn.cnn_parameter_counts),
-    Check("unet_layers", "unet", 0.5, "UNet groups have the architecture's layers and channels", unet.unet_layers),
-    Check("unet_skip_channels", "unet", 0.5, "UNet decoder groups receive the concatenated channels",
-          unet.unet_skip_channels),
-    Check("unet_skip_dependence", "unet", 0.5, "UNet output depends on every skipped tensor",
-          unet.unet_skip_dependence),
+    Check("cnn_layers", "cnn", 0.5, "CNN groups have the architecture's layers and compute with them",
+          col.layers("cnn")),
+    Check("cnn_only_myconv", "cnn", 0.5, "CNN convolves only through MyConv2d", col.only_myconv("cnn")),
+    Check("cnn_output_shapes", "cnn", 0.5, "CNN output shape and chain of groups over many configurations",
+          col.wiring("cnn", with_shapes=True)),
+    Check("cnn_parameter_counts", "cnn", 0.5, "CNN trainable parameter count", col.parameter_counts("cnn", False)),
+    Check("unet_layers", "unet", 0.5, "UNet groups have the architecture's layers and compute with them",
+          col.layers("unet")),
+    Check("unet_only_myconv", "unet", 0.5, "UNet convolves only through MyConv2d", col.only_myconv("unet")),
+    Check("unet_skips", "unet", 0.5, "UNet decoder groups receive the three skips, with their gradients",
+          col.wiring("unet", with_shapes=False)),
     Check("unet_shapes_and_parameters", "unet", 0.5, "UNet output shape and parameter count",
-          unet.unet_shapes_and_parameters),
+          col.parameter_counts("unet", True)),
     Check("finetune_head_replaced", "finetune", 0.5, "classifier.4 is a new Conv2d(256, 2, 1)",
-          finetune.finetune_head_replaced),
-    Check("finetune_frozen", "finetune", 0.5, "only classifier.4 requires gradients", finetune.finetune_frozen),
+          finetune.head_replaced),
+    Check("finetune_frozen", "finetune", 0.5, "only classifier.4 learns after freeze_and_replace", finetune.frozen),
     Check("finetune_optimizer_params", "finetune", 0.5, "train optimises exactly classifier.4's parameters",
-          finetune.finetune_optimizer_params),
+          finetune.optimizer_params),
     Check("finetune_one_step", "finetune", 0.5, "one training step changes nothing but classifier.4",
-          finetune.finetune_one_step),
-    *LEARNING_CHECKS,  # part "learning": the grader trains the student's models (autograder/checks/learning.py)
+          finetune.one_step),
+    Check("cnn_learns", "learning", 1.0, "CNN trained by the grader beats the calibrated validation loss",
+          learning.colouriser_learns("cnn")),
+    Check("unet_learns", "learning", 1.0, "UNet trained by the grader beats the calibrated validation loss",
+          learning.colouriser_learns("unet")),
+    Check("finetune_learns", "learning", 1.0, "fine-tuning with your Part C set-up beats the calibrated loss",
+          learning.finetune_learns),
 ]
 
 

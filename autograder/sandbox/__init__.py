@@ -1,7 +1,7 @@
 """Isolation layer of the hidden autograder: run grader tasks on untrusted student code in a limited child process.
 
     from autograder.sandbox import Limits, run_isolated
-    result = run_isolated("autograder.tasks:check_cnn", {"source": code}, Limits(wall_seconds=120))
+    result = run_isolated("autograder.worker.main:run", {"steps": steps}, Limits(wall_seconds=120), view=view)
     result.status  # "ok" | "error" | "timeout" | "memory" | "crashed" | "internal"
 
 See :mod:`autograder.sandbox.runner` for what is and is not isolated.

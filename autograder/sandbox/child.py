@@ -1,23 +1,26 @@
-"""Entry point of the sandbox child process (started by :func:`autograder.sandbox.runner.run_isolated`).
+"""Entry point of the sandbox child process (started inside bubblewrap by :func:`.runner.run_isolated`).
 
-Command line (set by the runner): ``python -s -c BOOT GRADER_ROOT CONTROL_FD RESULT_FD``.
+Command line (set by the runner): ``python -S -c BOOT GRADER_ROOT CONTROL_FD RESULT_FD``.
 
 Order of events, all before any untrusted code runs:
 
-1. read the control message (token, task name, payload, limits, uid to become, ...) from CONTROL_FD until EOF and
-   close it: the token is never in argv, the environment or a file;
+1. read the control message (token, task name, payload, limits, import path, uid to become) from CONTROL_FD until
+   EOF and close it: the token is never in argv, the environment or a file;
 2. move the result pipe to a random high fd (close-on-exec) and close the original number;
-3. when root: enter fresh network/IPC namespaces (best effort);
-4. import the task (grader code, possibly unreadable to the sandbox uid) while still privileged;
-5. apply the rlimits, drop to the sandbox uid (root only), re-arm the parent-death signal;
-6. call ``task(payload)``, catching every BaseException (SystemExit included);
-7. only in the original process (a fork made by the student code exits silently instead), block signals, remove
-   trace hooks, send exactly one framed message on the result pipe, and ``os._exit(0)``.
+3. set ``sys.path`` to the view's import roots and site-packages, import the task;
+4. apply the rlimits, drop to the sandbox uid (root only), re-arm the parent-death signal;
+5. call ``task(payload)``, or ``task(payload, emit)`` for a task that streams events, catching every BaseException
+   (SystemExit included);
+6. only in the original process (a fork made by the student code exits silently instead), block signals, remove
+   trace hooks, send the one ``end`` frame and ``os._exit(0)``.
+
+``emit(header, blob=b"")`` sends an ``event`` frame at once (a fork's calls are ignored).
 """
 from __future__ import annotations
 
 import gc
 import importlib
+import inspect
 import json
 import os
 import signal
@@ -59,11 +62,9 @@ def _resolve(task_name: str):
     return obj
 
 
-def _summarise(exc: BaseException, hidden_prefixes: tuple[str, ...], frames: int = 12) -> str:
-    """Traceback text without the frames of hidden grader code (their file names and lines are not shown)."""
-    tb = exc.__traceback__
-    kept = [entry for entry in traceback.extract_tb(tb)
-            if not os.path.realpath(entry.filename).startswith(hidden_prefixes)]
+def _summarise(exc: BaseException, frames: int = 12) -> str:
+    """Traceback text of the student's own frames (file names starting with '<'), then the exception line."""
+    kept = [entry for entry in traceback.extract_tb(exc.__traceback__) if entry.filename.startswith("<")]
     lines = traceback.format_list(kept[-frames:])
     lines += traceback.format_exception_only(type(exc), exc)
     text = "".join(lines)
@@ -84,8 +85,7 @@ def _classify(exc: BaseException) -> str:
 
 def _set_threads(threads: int) -> None:
     """The child starts with one OpenMP/MKL thread so that importing the task (often ``import torch``) starts no
-    thread before the privilege drop; the configured count applies from here on (to torch if already imported, and
-    through the environment to a later import and to subprocesses)."""
+    thread before the privilege drop; the configured count applies from here on."""
     for name in _THREAD_VARS:
         os.environ[name] = str(threads)
     torch = sys.modules.get("torch")
@@ -93,8 +93,19 @@ def _set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+def _streams(task) -> bool:
+    """Does the task take ``emit`` as a second positional parameter?"""
+    try:
+        params = [p for p in inspect.signature(task).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return False
+    return len(params) >= 2
+
+
 def main(argv: list[str]) -> None:
     main_pid = _getpid()
+    parent = os.getppid()
     try:
         control_fd, result_fd = int(argv[0]), int(argv[1])
         control = json.loads(_read_all(control_fd))
@@ -103,7 +114,7 @@ def main(argv: list[str]) -> None:
         traceback.print_exc()
         _exit(EXIT_BAD_START)
 
-    # -- the secret channel: token kept only in this frame, fd moved to a random high number
+    # -- the channel: token kept only in this frame, fd moved to a random high number
     token = control.pop("token")
     channel = 300 + int.from_bytes(os.urandom(2), "little") % 600
     while True:
@@ -115,9 +126,7 @@ def main(argv: list[str]) -> None:
     os.dup2(result_fd, channel, inheritable=False)
     _close(result_fd)
 
-    def send(message: dict) -> None:
-        message["token"] = token
-        data = protocol.encode(message)
+    def send(data: bytes) -> None:
         view = memoryview(data)
         try:
             while view:
@@ -125,25 +134,24 @@ def main(argv: list[str]) -> None:
         except OSError:
             _exit(EXIT_CHANNEL_LOST)
 
-    memory_message = protocol.encode({"token": token, "ok": False, "kind": "memory", "error_type": "MemoryError",
-                                      "error": "MemoryError (no memory left to describe it)"})
+    def emit(header: dict, blob: bytes = b"") -> None:
+        if _getpid() != main_pid:  # a fork made by the code under test: never report
+            return
+        send(protocol.encode({**header, "token": token, "type": "event"}, bytes(blob)))
 
-    def send_memory_fallback() -> None:
-        try:
-            view = memoryview(memory_message)
-            while view:
-                view = view[_write(channel, view):]
-        except OSError:
-            _exit(EXIT_CHANNEL_LOST)
+    def end(**fields) -> None:
+        send(protocol.encode({**fields, "token": token, "type": "end"}))
 
+    memory_frame = protocol.encode({"token": token, "type": "end", "ok": False, "kind": "memory",
+                                    "error_type": "MemoryError", "error": "MemoryError (no memory left to describe it)"})
     limits = Limits.from_dict(control["limits"])
     uid, gid = control.get("uid"), control.get("gid")
-    hidden = tuple(os.path.realpath(p) + os.sep for p in control.get("hidden_paths", ()))
-    if control.get("unshare_network"):
-        privileges.unshare_network()
-    for path in reversed(control.get("extra_sys_path", ())):
-        sys.path.insert(1, path)
-    sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+    sys.path[:] = [p for p in sys.path if p not in ("", ".")] + list(control.get("sys_path", ()))
+    import site  # the builtins `site` adds (exit, quit, help), without its .pth processing (the child runs -S)
+
+    site.setquit()
+    site.setcopyright()
+    site.sethelper()
 
     try:
         task = _resolve(control["task"])
@@ -151,21 +159,22 @@ def main(argv: list[str]) -> None:
             raise RuntimeError("importing the task started threads before privileges were dropped")
         apply_limits(limits, dedicated_uid=uid is not None)
         if uid is not None:
-            privileges.drop_privileges(uid, gid, bool(control.get("keep_read_cap")))
-        privileges.set_parent_death_signal(control["parent_pid"])
+            privileges.drop_privileges(uid, gid)
+        privileges.set_parent_death_signal(parent)
         os.umask(0o077)
         _set_threads(limits.threads)
     except BaseException as exc:  # noqa: BLE001 - grader-side failure, reported as such
-        send({"ok": False, "kind": "grader", "error_type": type(exc).__name__,
-              "error": "".join(traceback.format_exception(exc))[-protocol.MAX_ERROR_CHARS:]})
+        end(ok=False, kind="grader", error_type=type(exc).__name__,
+            error="".join(traceback.format_exception(exc))[-protocol.MAX_ERROR_CHARS:])
         _exit(0)
 
     payload = control.pop("payload")
+    streams = _streams(task)
     del control
     reserve = bytearray(_RESERVE_BYTES)  # freed on failure so that reporting a MemoryError has room
     outcome = None
     try:
-        value = task(payload)
+        value = task(payload, emit) if streams else task(payload)
         outcome = ("value", value)
     except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt included, on purpose
         outcome = ("error", exc)
@@ -191,25 +200,22 @@ def main(argv: list[str]) -> None:
     try:
         if what == "value":
             try:
-                send({"ok": True, "value": obj})
+                end(ok=True, value=obj)
             except (TypeError, ValueError, RecursionError) as exc:
-                send({"ok": False, "kind": "grader", "error_type": type(exc).__name__,
-                      "error": f"the task returned a value that cannot be sent as JSON: {exc}"})
+                end(ok=False, kind="grader", error_type=type(exc).__name__,
+                    error=f"the task returned a value that cannot be sent as JSON: {exc}")
         else:
             exc = obj
             obj = None
             kind = _classify(exc)
-            if kind == "exit":
-                text = f"SystemExit({exc.code!r})"[:200]
-            else:
-                text = _summarise(exc, hidden)
+            text = f"SystemExit({exc.code!r})"[:200] if kind == "exit" else _summarise(exc)
             exc.__traceback__ = None
-            send({"ok": False, "kind": kind, "error_type": type(exc).__name__, "error": text})
+            end(ok=False, kind=kind, error_type=type(exc).__name__, error=text)
     except MemoryError:
         obj = None
         gc.collect()
-        send_memory_fallback()
+        send(memory_frame)
     except BaseException:  # noqa: BLE001 - e.g. an exception whose __str__ itself raises
-        send({"ok": False, "kind": "exception", "error_type": "Exception",
-              "error": "an exception was raised that could not be described"})
+        end(ok=False, kind="exception", error_type="Exception",
+            error="an exception was raised that could not be described")
     _exit(0)

@@ -13,8 +13,6 @@ import pwd
 import shutil
 import signal
 import stat
-import sys
-import sysconfig
 import time
 
 # Dedicated uids (also used as gids). Far above anything /etc/passwd, systemd (61184-65519 dynamic users) or
@@ -23,16 +21,10 @@ UID_POOL_START = 1_900_000_000
 UID_POOL_SIZE = 1000
 LOCK_DIR = "/run/a2-sandbox-uids"
 
-CAP_DAC_READ_SEARCH = 2
 _PR_SET_PDEATHSIG = 1
 _PR_SET_KEEPCAPS = 8
 _PR_CAPBSET_DROP = 24
 _PR_SET_NO_NEW_PRIVS = 38
-_PR_CAP_AMBIENT = 47
-_PR_CAP_AMBIENT_RAISE = 2
-_CLONE_NEWIPC = 0x08000000
-_CLONE_NEWNET = 0x40000000
-_CAP_VERSION_3 = 0x20080522
 
 WORLD_WRITABLE_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
 
@@ -142,37 +134,6 @@ def sweep_orphans() -> list[int]:
     return swept
 
 
-def _world_readable(path: str, want_read: bool = True) -> bool:
-    """Can an unrelated unprivileged uid traverse to ``path`` (and list/read it)? Plain mode bits, no ACLs."""
-    path = os.path.realpath(path)
-    parts = path.split(os.sep)
-    current = os.sep
-    for part in parts[1:]:
-        try:
-            mode = os.stat(current).st_mode
-        except OSError:
-            return False
-        if not mode & stat.S_IXOTH:
-            return False
-        current = os.path.join(current, part)
-    try:
-        mode = os.stat(current).st_mode
-    except OSError:
-        return True  # a sys.path entry that does not exist needs no access
-    need = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(mode) else 0)
-    return not want_read or (mode & need) == need
-
-
-def interpreter_needs_read_cap(extra_paths=()) -> bool:
-    """True when the Python installation (or an extra import path) is not readable by an unrelated uid, e.g. a
-    pyenv interpreter under a mode-0700 /root. Then the dropped child keeps CAP_DAC_READ_SEARCH (read-only access
-    to every file) so that imports keep working after the drop."""
-    paths = sysconfig.get_paths()
-    candidates = {paths["stdlib"], paths["platstdlib"], paths["purelib"], paths["platlib"],
-                  os.path.join(paths["stdlib"], "lib-dynload"), sys.executable, *map(str, extra_paths)}
-    return not all(_world_readable(p) for p in candidates if p)
-
-
 # ---------------------------------------------------------------- parent side: clean-up
 def _proc_owner_and_state(pid: str):
     try:
@@ -253,23 +214,6 @@ def _prctl(libc, option: int, arg2: int = 0, arg3: int = 0) -> None:
         raise OSError(err, f"prctl({option}, {arg2}, {arg3}): {os.strerror(err)}")
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-
-class _CapData(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
-
-
-def unshare_network() -> bool:
-    """New network + IPC namespaces for the calling (single-threaded, root) process. False if not permitted."""
-    try:
-        libc = _libc()
-        return libc.unshare(_CLONE_NEWNET | _CLONE_NEWIPC) == 0
-    except (OSError, AttributeError):
-        return False
-
-
 def set_parent_death_signal(expected_parent: int) -> None:
     """Die with SIGKILL when the grader dies (must be re-armed after a uid change, which clears it)."""
     try:
@@ -280,36 +224,26 @@ def set_parent_death_signal(expected_parent: int) -> None:
         os._exit(99)
 
 
-def drop_privileges(uid: int, gid: int, keep_read_cap: bool) -> None:
-    """Irreversibly become ``uid``/``gid`` with no supplementary groups and no capabilities, except
-    CAP_DAC_READ_SEARCH (effective, permitted, inheritable and ambient, so it survives exec) when
-    ``keep_read_cap``. Sets no_new_privs, so setuid binaries and file capabilities grant nothing afterwards.
-    The caller must be root and single-threaded (capabilities are per thread)."""
+def drop_privileges(uid: int, gid: int) -> None:
+    """Irreversibly become ``uid``/``gid`` with no supplementary groups and no capabilities at all (bounding set
+    emptied, ``no_new_privs`` set, so setuid binaries and file capabilities grant nothing afterwards). The caller
+    must be root (or hold CAP_SETUID, CAP_SETGID and CAP_SETPCAP) and single-threaded (capabilities are per
+    thread)."""
     libc = _libc()
     with open("/proc/sys/kernel/cap_last_cap") as fh:
         last_cap = int(fh.read())
     _prctl(libc, _PR_SET_NO_NEW_PRIVS, 1)
     for cap in range(last_cap + 1):
-        if keep_read_cap and cap == CAP_DAC_READ_SEARCH:
-            continue
         try:
             _prctl(libc, _PR_CAPBSET_DROP, cap)
         except OSError as exc:
             if exc.errno != errno.EINVAL:
                 raise
-    _prctl(libc, _PR_SET_KEEPCAPS, 1 if keep_read_cap else 0)
+    _prctl(libc, _PR_SET_KEEPCAPS, 0)
     os.setgroups([])
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
-    if keep_read_cap:
-        bit = 1 << CAP_DAC_READ_SEARCH
-        header = _CapHeader(_CAP_VERSION_3, 0)
-        data = (_CapData * 2)(_CapData(bit, bit, bit), _CapData(0, 0, 0))
-        if libc.capset(ctypes.byref(header), data) != 0:
-            raise OSError(ctypes.get_errno(), "capset failed")
-        _prctl(libc, _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_RAISE, CAP_DAC_READ_SEARCH)
-        _prctl(libc, _PR_SET_KEEPCAPS, 0)
-    # verify: no way back to root, and only the expected capability left
+    # verify: no way back to root, and no capability left
     if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid) or os.getgroups():
         raise OSError("privilege drop did not take effect")
     try:
@@ -319,7 +253,6 @@ def drop_privileges(uid: int, gid: int, keep_read_cap: bool) -> None:
     else:
         raise OSError("could regain root after dropping privileges")
     with open("/proc/self/status") as fh:
-        caps = {k: int(v, 16) for k, v in (line.split(":", 1) for line in fh) if k in ("CapEff", "CapPrm")}
-    expected = (1 << CAP_DAC_READ_SEARCH) if keep_read_cap else 0
-    if caps.get("CapEff") != expected or caps.get("CapPrm") != expected:
+        caps = {k: int(v, 16) for k, v in (line.split(":", 1) for line in fh) if k in ("CapEff", "CapPrm", "CapAmb")}
+    if any(caps.get(k) for k in ("CapEff", "CapPrm", "CapAmb")):
         raise OSError(f"unexpected capabilities after drop: {caps}")

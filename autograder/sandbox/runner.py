@@ -1,62 +1,38 @@
-"""Run one grader task on untrusted student code in a fresh, limited child process.
+"""Run one task on untrusted code in a fresh, limited process that sees almost nothing of the machine.
 
-``run_isolated("autograder.tasks:check_cnn", {"source": student_code}, Limits())`` starts
-``python -s -c ... autograder.sandbox.child``; the child imports the *grader's* task function, calls it with the
-payload (the task typically ``exec``s the student's code and returns JSON data about what it did), and reports
-back over a private pipe. The parent enforces the wall clock, captures output, kills everything the run left
-behind and removes its temp dir, and turns what happened into a :class:`SandboxResult`.
+``run_isolated("autograder.worker.main:run", payload, Limits(), view=View(...))`` starts the child
+(:mod:`.child`) inside a bubblewrap sandbox (:mod:`.view`); the child imports the task, calls it with the payload,
+and streams frames back over a private pipe (:mod:`.protocol`). The parent enforces the wall clock (and, through
+``watchdog``, any finer deadline of its own), captures output, kills everything the run left behind, and turns what
+happened into a :class:`SandboxResult`.
 
 What is isolated
 ----------------
-* **Process**: a new session and process group; a fresh interpreter (nothing of the grader's state is shared);
-  stdin is ``/dev/null``; the working directory, ``HOME`` and ``TMPDIR`` are a fresh ``0700`` temp dir that is
-  deleted afterwards.
+* **Files**: the child sees only its view: the interpreter, site-packages, the code folders it was given, an input
+  folder, a private size-limited ``/tmp`` and ``/dev/shm``. The grader's own checks, hidden tests, calibration,
+  the master notebook, the data mirror and other submissions are not in it at all.
+* **Process**: new pid, network, IPC and UTS namespaces (it cannot see or signal any process outside, and has no
+  network); a new session; stdin is ``/dev/null``; it dies with the grader. When its sandbox ends, the kernel
+  kills every process left in the pid namespace.
 * **Environment**: rebuilt from scratch (``PATH``, ``HOME``, ``TMPDIR``, ``LANG``, thread counts,
-  ``PYTHONHASHSEED``, ``MALLOC_ARENA_MAX``, ``MPLBACKEND`` and what the caller passes in ``env``); nothing of the
-  grader's environment (tokens, ``A2_GRADER_*`` secrets) is inherited.
+  ``PYTHONHASHSEED``, ``MALLOC_ARENA_MAX``, ``MPLBACKEND`` and what the caller passes in ``env``).
 * **Resources**: address space, CPU time, file size, open files, core dumps (none) and processes/threads via
-  rlimits (:mod:`.limits`); wall clock by the parent. Output is capped per stream; the result message is capped.
-* **Leftovers**: the parent notices the child's exit without reaping it (so its pid/group ids cannot be reused
-  meanwhile), then SIGKILLs its process group; as root every process of the run's dedicated uid is SIGKILLed until
-  none is left (this also catches processes that called ``setsid``), and the files that uid left in ``/tmp``,
-  ``/var/tmp`` and ``/dev/shm`` are deleted. Pool uids whose run is gone (a grader that was itself killed) are
-  swept at the start of every later run. The child also dies with the grader (parent-death signal).
+  rlimits (:mod:`.limits`); wall clock by the parent. Output is capped per stream, frames are capped in size.
 * **Identity (grader running as root)**: the code runs as a dedicated uid from a private pool (one run per uid at a
-  time), no supplementary groups, ``no_new_privs``, empty capability bounding set. So ``RLIMIT_NPROC`` is enforced
-  (fork bombs stop at ``max_processes``), the code cannot signal or ptrace the grader, cannot read
-  ``/proc/<grader>/environ``, and cannot write any file it does not own (the grader's code, the submissions, the
-  gradebook). If the Python installation is not readable by an unrelated uid (e.g. pyenv under a mode-0700
-  ``/root``, as on the course machine), the child keeps exactly one capability, ``CAP_DAC_READ_SEARCH``, so imports
-  keep working; ``SandboxResult.isolation["read_any_file"]`` says when that happened.
-* **Network (root)**: fresh network and IPC namespaces: no interface but a downed loopback.
-* **Result channel**: the result travels over an inherited pipe, never stdout; each run has a random 128-bit token,
-  sent to the child over a second pipe (not argv/env/files) and required in the message; the child moves the pipe
-  to a random high, close-on-exec fd number; only the original child process reports (a fork exits silently); the
-  parent validates the message schema and rejects the run if more than one authentic message arrives. Printing a
-  protocol-looking line, or writing to guessed fds, changes nothing.
+  time), no supplementary groups, no capabilities, ``no_new_privs``. So ``RLIMIT_NPROC`` is enforced and every
+  leftover process can be found by uid and killed.
+* **Channel**: frames travel over an inherited pipe, never stdout; each run has a random token, sent over a second
+  pipe (not argv/env/files) and required in every frame; the child moves the pipe to a random high fd; only the
+  original child process reports.
 
-What is NOT isolated (be honest with yourself when reading a score)
---------------------------------------------------------------------
-* **In-process tampering.** The student code runs *inside* the child, in the same interpreter as the task and the
-  reporting code. Code that deliberately introspects the interpreter (``gc.get_objects()`` to find the token,
-  ``/proc/self/fd`` to find the pipe, frame inspection, monkeypatching the task's helpers or ``torch`` itself) can
-  forge the value the task returns. The channel stops accidents and naive forgery only. Tasks should therefore
-  return *observations* (outputs, shapes, parameter checksums) and the grader should judge them in the parent
-  against reference values, never return a verdict computed with objects the student code could have patched.
-* **Reading files.** As root with an unreadable interpreter (``read_any_file``), the code can *read* every file
-  on the machine, including hidden tests and other submissions. With a world-readable interpreter it can read what
-  "others" may read; keep the hidden grader (``autograder/``) mode ``0700``: the task module is imported before the
-  privilege drop, so it still works (import everything the task needs at module level).
-* **Grader not root.** No uid change, no namespaces: the code runs as the grader's own user and can read and write
-  everything that user can, signal or kill the grader, and read ``/proc/<grader pid>/environ``. Leftovers are found
-  through the process group, the session and parent links; a process that calls ``setsid`` *and* whose parent
-  has already exited (double fork) escapes the clean-up and lives on (until its RLIMIT_CPU, if it computes).
-  ``RLIMIT_NPROC`` is then "current tasks of the user + max_processes", shared with everything else of that user.
-* **Threads at import.** The task module is imported as root with one OpenMP/MKL thread; the child refuses to drop
-  privileges (status ``internal``) if that import started a thread anyway, because capabilities are per thread.
-* **Disk.** ``RLIMIT_FSIZE`` bounds each file, not the number of files: no quota. Not a limit on memory use summed
-  over processes either (``max_processes`` x ``memory_bytes``).
-* **CPU scheduling / side channels / kernel exploits**: nothing here is a container or a VM.
+What is NOT isolated
+--------------------
+* **In-process tampering.** The student code runs in the same interpreter as the task. Code that digs the token and
+  the pipe out of memory can send frames of its own. So frames carry *data* only, never verdicts, and the grader
+  decides everything in the parent from data it can check (see ``autograder/verify``).
+* **Grader not root.** No uid change: the code runs as the grader's user inside the sandbox (it still sees only the
+  view); ``RLIMIT_NPROC`` is then "current tasks of the user + max_processes".
+* **Kernel**: no seccomp filter; a kernel exploit escapes any namespace. Run the grader on a machine of its own.
 """
 from __future__ import annotations
 
@@ -65,26 +41,24 @@ import json
 import os
 import secrets
 import select
-import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
-from autograder import feedback
 from autograder.sandbox import privileges, protocol
 from autograder.sandbox.limits import Limits
+from autograder.sandbox.view import WORKDIR, View, ViewError, build_command, interpreter
 
-STATUSES = ("ok", "error", "timeout", "memory", "crashed", "internal")
+STATUSES = ("ok", "error", "timeout", "memory", "crashed", "stopped", "internal")
 GRADER_ROOT = Path(__file__).resolve().parents[2]          # the folder holding the `autograder` package
-HIDDEN_PATHS = (str(Path(__file__).resolve().parents[1]),)  # traceback frames from autograder/ are not shown
+SANDBOX_PACKAGE = Path(__file__).resolve().parent
 TRUNCATED = "[truncated]"
 _BOOT = ("import sys; sys.path[0] = sys.argv[1]; "
          "from autograder.sandbox.child import main; main(sys.argv[2:])")
+_BOOT_ROOT = "grader"
 _MEMORY_STDERR_HINTS = ("MemoryError", "bad_alloc", "Cannot allocate memory", "can't allocate memory",
                         "out of memory")
 
@@ -95,19 +69,22 @@ class SandboxResult:
 
     status: ``"ok"`` (the task returned ``value``), ``"error"`` (the code raised; ``message`` holds a short
     traceback), ``"timeout"`` (wall clock or CPU limit), ``"memory"`` (MemoryError / allocation failure under
-    RLIMIT_AS), ``"crashed"`` (``sys.exit``, ``os._exit``, a fatal signal, a closed or tampered result channel), or
-    ``"internal"`` (the grader task itself failed: not the student's fault).
+    RLIMIT_AS), ``"crashed"`` (``sys.exit``, ``os._exit``, a fatal signal, a closed or tampered channel),
+    ``"stopped"`` (the caller's watchdog ended it; ``message`` is its reason) or ``"internal"`` (the grader task
+    itself failed, or the sandbox could not start: not the student's fault).
+    ``events``: the ``(header, blob)`` event frames received, in order (also passed to ``on_event`` as they came).
     """
 
     status: str
     value: Any = None
-    message: str = ""          # for the instructor: may hold the code's traceback (student-controlled text)
-    student_message: str = ""  # for the student: the grader's words and at most a bounded excerpt of the error
+    message: str = ""
     stdout: str = ""
     stderr: str = ""
     wall_seconds: float = 0.0
     returncode: int | None = None
+    events: list = dataclasses.field(default_factory=list)
     isolation: dict = dataclasses.field(default_factory=dict)
+    processes_killed: int = 0
 
     @property
     def ok(self) -> bool:
@@ -125,6 +102,12 @@ class _Reader(threading.Thread):
         self.kept = 0
         self.total = 0
 
+    def handle(self, chunk: bytes) -> None:
+        if self.kept < self.cap:
+            piece = chunk[: self.cap - self.kept]
+            self.chunks.append(piece)
+            self.kept += len(piece)
+
     def run(self):
         try:
             while True:
@@ -132,10 +115,7 @@ class _Reader(threading.Thread):
                 if not chunk:
                     break
                 self.total += len(chunk)
-                if self.kept < self.cap:
-                    piece = chunk[: self.cap - self.kept]
-                    self.chunks.append(piece)
-                    self.kept += len(piece)
+                self.handle(chunk)
         except OSError:
             pass
         finally:
@@ -144,19 +124,51 @@ class _Reader(threading.Thread):
             except OSError:
                 pass
 
-    @property
-    def data(self) -> bytes:
-        return b"".join(self.chunks)
-
-    @property
-    def overflow(self) -> int:
-        return self.total - self.kept
-
     def text(self) -> str:
-        text = self.data.decode("utf-8", errors="replace")
-        if self.overflow:
-            text += f"\n... {TRUNCATED} ({self.overflow} more bytes not shown)"
+        text = b"".join(self.chunks).decode("utf-8", errors="replace")
+        overflow = self.total - self.kept
+        if overflow:
+            text += f"\n... {TRUNCATED} ({overflow} more bytes not shown)"
         return text
+
+
+class _ChannelReader(_Reader):
+    """Parse frames as they arrive; events go to ``on_event`` at once, the end frame is kept."""
+
+    def __init__(self, fd: int, token: str, cap: int, on_event: Callable | None):
+        super().__init__(fd, cap)
+        self.frames = protocol.FrameReader(token, max_blob_bytes=cap)
+        self.on_event = on_event
+        self.events: list = []
+        self.ends: list = []
+        self.overflow = False
+        self.late = False
+
+    def handle(self, chunk: bytes) -> None:
+        if self.total > self.cap:
+            self.overflow = True
+            return
+        self._take(self.frames.feed(chunk))
+
+    def run(self):
+        super().run()
+        if not self.overflow:
+            self._take(self.frames.finish())
+
+    def _take(self, frames) -> None:
+        for header, blob in frames:
+            if header["type"] == "end":
+                self.ends.append(header)
+                continue
+            if self.ends:  # nothing may follow the end frame
+                self.late = True
+                continue
+            self.events.append((header, blob))
+            if self.on_event is not None:
+                try:
+                    self.on_event(header, blob)
+                except Exception:  # noqa: BLE001 - a caller bug must not stop the draining
+                    pass
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -170,9 +182,8 @@ def _write_all(fd: int, data: bytes) -> None:
         os.close(fd)
 
 
-def _wait_exit(pid: int, timeout: float) -> bool:
-    """Wait until the child has exited, *without reaping it* (the zombie keeps its pid, process group and session
-    ids from being reused while the leftovers are killed). False on timeout."""
+def _wait_exit(pid: int, timeout: float, watchdog: Callable | None) -> tuple[bool, str | None]:
+    """Wait until the child has exited, *without reaping it*. Returns (exited, watchdog reason or None)."""
     deadline = time.monotonic() + timeout
     pidfd = None
     try:
@@ -182,48 +193,44 @@ def _wait_exit(pid: int, timeout: float) -> bool:
     try:
         while True:
             if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                return True
+                return True, None
+            if watchdog is not None:
+                reason = watchdog()
+                if reason:
+                    return False, str(reason)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return False
+                return False, None
+            pause = min(remaining, 0.1 if watchdog is not None else remaining)
             if pidfd is not None:
-                select.select([pidfd], [], [], remaining)
+                select.select([pidfd], [], [], pause)
             else:
-                time.sleep(min(0.02, remaining))
+                time.sleep(min(0.02, pause))
     finally:
         if pidfd is not None:
             os.close(pidfd)
 
 
-def _kill_session(sid: int) -> None:
-    """Non-root fallback: SIGKILL the child's descendants (found through parent links while the tree is intact),
-    its process group, and every process still in its session. A process that both left the session (``setsid``)
-    and lost its link to the child (its parent exited) cannot be found this way."""
-    for _ in range(3):
-        parents, sessions = {}, set()
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/stat") as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
-                parents[int(name)] = int(fields[1])
-                if int(fields[3]) == sid or int(fields[2]) == sid:  # session id, process group id
-                    sessions.add(int(name))
-            except (OSError, ValueError, IndexError):
-                continue
-        victims, frontier = set(sessions), {sid}
-        while frontier:
-            frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - victims - {os.getpid()}
-            victims |= frontier
-        for pid in victims:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        if not victims - {sid}:
-            break
-        time.sleep(0.01)
+def _kill_session(sid: int) -> int:
+    """SIGKILL the sandbox's process group (bubblewrap: its pid namespace then dies with it) and every process
+    still in its session. Returns how many processes were signalled."""
+    killed = 0
+    try:
+        os.killpg(sid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid or int(fields[2]) == sid:  # session id, process group id
+                os.kill(int(name), signal.SIGKILL)
+                killed += 1
+        except (OSError, ValueError, IndexError):
+            continue
+    return killed
 
 
 def _signal_name(number: int) -> str:
@@ -240,12 +247,12 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
-def _child_env(workdir: str, limits: Limits, extra: Mapping[str, str] | None) -> dict[str, str]:
+def _child_env(limits: Limits, extra: Mapping[str, str] | None) -> dict[str, str]:
     threads = "1"  # raised to limits.threads by the child after the privilege drop (see child._set_threads)
     env = {
-        "PATH": os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]),
-        "HOME": workdir,
-        "TMPDIR": workdir,
+        "PATH": os.pathsep.join([os.path.dirname(interpreter()), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "HOME": WORKDIR,
+        "TMPDIR": WORKDIR,
         "LANG": "C.UTF-8",
         "PYTHONHASHSEED": "0",
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -263,86 +270,89 @@ def _child_env(workdir: str, limits: Limits, extra: Mapping[str, str] | None) ->
     return env
 
 
-# ------------------------------------------------------------------------------------------------ main API
-def run_isolated(task: str, payload: Any, limits: Limits | None = None, extra_sys_path: Iterable[str | os.PathLike] = (),
-                 *, env: Mapping[str, str] | None = None) -> SandboxResult:
-    """Run ``task(payload)`` in a fresh sandboxed interpreter and report what happened.
+def full_view(view: View | None, extra_sys_path: Iterable) -> View:
+    """``view`` plus the sandbox's own boot code and the extra import folders."""
+    view = view or View()
+    mounts = [(str(SANDBOX_PACKAGE), f"{_BOOT_ROOT}/autograder/sandbox")] + list(view.mounts)
+    roots = [_BOOT_ROOT] + list(view.import_roots)
+    for i, path in enumerate(extra_sys_path):
+        mounts.append((str(Path(path).resolve()), f"extra/{i}"))
+        roots.append(f"extra/{i}")
+    return dataclasses.replace(view, mounts=tuple(mounts), import_roots=tuple(dict.fromkeys(roots)))
 
-    task: ``"package.module:function"`` (grader code; importable from the grader root or ``extra_sys_path``).
-    payload: JSON-serialisable data handed to the task (e.g. the student's source code).
+
+# ------------------------------------------------------------------------------------------------ main API
+def run_isolated(task: str, payload: Any, limits: Limits | None = None, extra_sys_path: Iterable = (), *,
+                 env: Mapping[str, str] | None = None, view: View | None = None,
+                 on_event: Callable[[dict, bytes], None] | None = None,
+                 watchdog: Callable[[], str | None] | None = None) -> SandboxResult:
+    """Run ``task(payload)`` (or ``task(payload, emit)``) in a fresh sandbox and report what happened.
+
+    task: ``"package.module:function"``, importable from the view's import roots or ``extra_sys_path``.
+    payload: JSON-serialisable data handed to the task.
     limits: :class:`Limits` (defaults if None).
-    extra_sys_path: folders put at the front of the child's ``sys.path`` (e.g. ``source/a2-cnn``).
+    extra_sys_path: folders mounted in the view and put on the child's ``sys.path`` (after the view's own).
     env: extra environment variables for the child (nothing else of the grader's environment is passed).
-    The value (status ``"ok"``) is the task's return value after a JSON round trip.
+    view: what the child can see besides the interpreter, its packages and the sandbox's boot code.
+    on_event: called (from a reader thread) with each event frame as it arrives.
+    watchdog: called about ten times a second while the child runs; a non-empty string stops the run with that
+        reason (status ``"stopped"``).
     """
     limits = limits or Limits()
-    extra_sys_path = [str(Path(p).resolve()) for p in extra_sys_path]
     encoded_payload = json.dumps(payload, allow_nan=True)  # fail here, in the grader, if not serialisable
+    view = full_view(view, extra_sys_path)
     token = secrets.token_hex(16)
     is_root = os.geteuid() == 0
     lease = privileges.UidLease()
     uid = lease.acquire() if (is_root and limits.drop_privileges) else None
-    keep_read = uid is not None and privileges.interpreter_needs_read_cap(extra_sys_path)
-    isolation = {
-        "uid": uid if uid is not None else os.geteuid(),
-        "dedicated_uid": uid is not None,
-        "read_any_file": keep_read or uid is None,
-        "network_namespace": bool(is_root and limits.isolate_network),
-    }
-    workdir = tempfile.mkdtemp(prefix="a2-sandbox-")
+    isolation = {"uid": uid if uid is not None else os.geteuid(), "dedicated_uid": uid is not None,
+                 "view": [target for _source, target in view.mounts]}
     proc = None
     readers: list[_Reader] = []
     started = time.monotonic()
+    killed = 0
     try:
-        if uid is not None:
-            os.chown(workdir, uid, uid)
-        os.chmod(workdir, 0o700)
-        control = {
-            "token": token, "task": task, "limits": limits.to_dict(), "extra_sys_path": extra_sys_path,
-            "uid": uid, "gid": uid, "keep_read_cap": keep_read, "unshare_network": isolation["network_namespace"],
-            "parent_pid": os.getpid(), "hidden_paths": list(HIDDEN_PATHS),
-        }
+        control = {"token": token, "task": task, "limits": limits.to_dict(), "sys_path": view.sys_path(),
+                   "uid": uid, "gid": uid}
         control_bytes = json.dumps(control).encode()[:-1] + b', "payload": ' + encoded_payload.encode() + b"}"
         control_r, control_w = os.pipe()
         result_r, result_w = os.pipe()
         try:
-            proc = subprocess.Popen(
-                [sys.executable, "-s", "-c", _BOOT, str(GRADER_ROOT), str(control_r), str(result_w)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                cwd=workdir, env=_child_env(workdir, limits, env), pass_fds=(control_r, result_w),
-                start_new_session=True, close_fds=True,
-            )
+            command = build_command(view, [interpreter(), "-S", "-c", _BOOT, f"/a2/{_BOOT_ROOT}", str(control_r),
+                                           str(result_w)])
+            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=_child_env(limits, env),
+                                    pass_fds=(control_r, result_w), start_new_session=True, close_fds=True)
         finally:
             os.close(control_r)
             os.close(result_w)
         threading.Thread(target=_write_all, args=(control_w, control_bytes), daemon=True).start()
         readers = [_Reader(os.dup(proc.stdout.fileno()), limits.output_bytes),
                    _Reader(os.dup(proc.stderr.fileno()), limits.output_bytes),
-                   _Reader(result_r, limits.result_bytes)]
+                   _ChannelReader(result_r, token, limits.result_bytes, on_event)]
         proc.stdout.close()
         proc.stderr.close()
         for reader in readers:
             reader.start()
 
-        timed_out = not _wait_exit(proc.pid, limits.wall_seconds)
+        exited, stop_reason = _wait_exit(proc.pid, limits.wall_seconds, watchdog)
         # kill everything the run left behind, whether it finished or not
+        killed += _kill_session(proc.pid)
         if uid is not None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            killed += len(privileges.pids_of_uid(uid))
             privileges.kill_uid(uid)
-        else:
-            _kill_session(proc.pid)
         status, rusage = os.wait4(proc.pid, 0)[1:]  # reap only now
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.monotonic() - started
         join_deadline = time.monotonic() + 2.0  # a reader only blocks longer if an escaped process holds its pipe
         for reader in readers:
             reader.join(timeout=max(0.0, join_deadline - time.monotonic()))
-        result = _classify(proc.returncode, timed_out, rusage, readers, token, limits, wall, isolation)
-        result.student_message = result.student_message or result.message  # other branches: the grader's words only
+        result = _classify(proc.returncode, exited, stop_reason, rusage, readers, limits, wall, isolation)
+        result.processes_killed = killed
         return result
+    except ViewError as exc:
+        return SandboxResult(status="internal", message=f"the sandbox could not be started: {exc}",
+                             isolation=isolation)
     finally:
         if proc is not None and proc.returncode is None:  # an exception in the grader itself: leave nothing behind
             _kill_session(proc.pid)
@@ -351,23 +361,38 @@ def run_isolated(task: str, payload: Any, limits: Limits | None = None, extra_sy
             privileges.kill_uid(uid)
             privileges.cleanup_uid_files(uid)
         lease.release()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _classify(returncode: int, timed_out: bool, rusage, readers, token: str, limits: Limits, wall: float,
+def _exit_signal(returncode: int | None) -> int | None:
+    """The signal that ended the child: bubblewrap reports it as 128 + signal number."""
+    if returncode is None:
+        return None
+    if returncode < 0:
+        return -returncode
+    if 128 < returncode < 128 + 65:
+        return returncode - 128
+    return None
+
+
+def _classify(returncode: int, exited: bool, stop_reason: str | None, rusage, readers, limits: Limits, wall: float,
               isolation: dict) -> SandboxResult:
     out, err, channel = readers
     result = SandboxResult(status="crashed", stdout=out.text(), stderr=err.text(), wall_seconds=round(wall, 3),
-                           returncode=returncode, isolation=isolation)
+                           returncode=returncode, events=list(channel.events), isolation=isolation)
     cpu = (rusage.ru_utime + rusage.ru_stime) if rusage is not None else 0.0
-
-    if timed_out:
-        result.status = "timeout"
-        result.message = (f"Your code did not finish within the time limit ({limits.wall_seconds:g} s) "
-                          "and was stopped.")
+    if stop_reason:
+        result.status, result.message = "stopped", stop_reason
         return result
-    if returncode is not None and returncode < 0:
-        sig = -returncode
+    if not exited:
+        result.status = "timeout"
+        result.message = f"Your code did not finish within the time limit ({limits.wall_seconds:g} s) and was stopped."
+        return result
+    if "bwrap:" in result.stderr and not channel.events and not channel.ends:
+        result.status = "internal"
+        result.message = "the sandbox could not be started: " + result.stderr.strip()[:500]
+        return result
+    sig = _exit_signal(returncode)
+    if sig is not None:
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits.cpu_seconds):
             result.status = "timeout"
             result.message = f"Your code used more than {limits.cpu_seconds} s of CPU time and was stopped."
@@ -380,15 +405,13 @@ def _classify(returncode: int, timed_out: bool, rusage, readers, token: str, lim
         return result
     if channel.overflow:
         result.status = "error"
-        result.message = f"The result was larger than {_size(limits.result_bytes)} and was not accepted."
+        result.message = f"The results were larger than {_size(limits.result_bytes)} and were not accepted."
         return result
-
-    messages, _noise = protocol.parse(channel.data, token)
-    if len(messages) > 1:
-        result.message = ("The result channel was tampered with (more than one result was reported); "
+    if len(channel.ends) > 1 or channel.late:
+        result.message = ("The grader's result channel was tampered with (more than one result was reported); "
                           "the run is not accepted.")
         return result
-    if not messages:
+    if not channel.ends:
         if returncode == 71:
             result.message = "Your code closed or broke the grader's result channel; no result could be reported."
         elif any(h in result.stderr for h in _MEMORY_STDERR_HINTS):
@@ -399,7 +422,7 @@ def _classify(returncode: int, timed_out: bool, rusage, readers, token: str, lim
                               "result. Typical causes: os._exit(), a crash of the interpreter, or closing the "
                               "grader's file descriptors.")
         return result
-    message = messages[0]
+    message = channel.ends[0]
     if returncode != 0:
         result.message = f"The process exited with code {returncode} after reporting; the result is not accepted."
         return result
@@ -407,23 +430,17 @@ def _classify(returncode: int, timed_out: bool, rusage, readers, token: str, lim
         result.status, result.value, result.message = "ok", message["value"], "Finished normally."
         return result
     kind, etype, error = message["kind"], message["error_type"], message["error"]
-    excerpt = feedback.exception_line(etype, error)
     if kind == "memory":
         result.status = "memory"
         result.message = f"Your code ran out of memory (limit {_size(limits.memory_bytes)}).\n{error}".rstrip()
-        result.student_message = f"Your code ran out of memory (limit {_size(limits.memory_bytes)})."
     elif kind == "exit":
         result.status = "crashed"
         result.message = (f"Your code tried to end the grading process ({error}). Do not call sys.exit(), exit() "
                           "or quit() in submitted code.")
-        result.student_message = ("Your code tried to end the grading process (SystemExit). Do not call "
-                                  "sys.exit(), exit() or quit() in submitted code.")
     elif kind == "grader":
         result.status = "internal"
         result.message = f"Internal grader error (not caused by your code): {etype}\n{error}"
-        result.student_message = "Internal grader error (not caused by your code)."
     else:
         result.status = "error"
         result.message = f"Your code raised {etype}:\n{error}".rstrip()
-        result.student_message = f"Your code raised {excerpt}"
     return result
