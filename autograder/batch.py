@@ -4,7 +4,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .grade import grade_notebook
-from .results import write_csv, write_json
+from .config import GraderConfig
+from .results import settings_of, write_csv, write_json
 
 NOTEBOOK = "a2-cnn.ipynb"
 
@@ -25,7 +26,7 @@ def grade_tree(submitted_dir, out_dir, config=None, assignment="a2-cnn", progres
     submissions = find_submissions(submitted_dir, assignment)
     for student, notebook in tqdm(submissions.items(), desc="grading", unit="student", disable=not progress):
         report = grade_notebook(notebook, config)
-        write_json(report, out_dir / f"{student}.json", visibility=(config.visibility if config else "visible"))
+        write_json(report, out_dir / f"{student}.json", **settings_of(config or GraderConfig()))
         rows.append((student, report))
     write_csv(rows, out_dir / "grades.csv")
     return rows

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .config import GraderConfig
+from .gradescope import NOT_RUN_POLICIES, VISIBILITIES, ResultsSettingError, check_settings
 
 
 def _config(args):
@@ -22,12 +23,30 @@ def _config(args):
         config.tier = args.tier
     if getattr(args, "parts", None):
         config.parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
+    if getattr(args, "visibility", None):
+        config.visibility = args.visibility
+    if getattr(args, "check_visibility", None):
+        pairs = [item.split("=", 1) for item in args.check_visibility.split(",") if item.strip()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ResultsSettingError("--check-visibility takes CHECK=VISIBILITY pairs separated by commas")
+        config.check_visibility = tuple((name.strip(), value.strip()) for name, value in pairs)
+    if getattr(args, "not_run_policy", None):
+        config.not_run_policy = args.not_run_policy
+    check_settings(config.visibility, dict(config.check_visibility), config.not_run_policy)
     return config
+
+
+def _results_options(command):
+    command.add_argument("--visibility", choices=VISIBILITIES, help="Gradescope visibility of every test")
+    command.add_argument("--check-visibility", metavar="CHECK=VIS,...",
+                         help="visibility of some checks (e.g. cnn_learns=after_due_date)")
+    command.add_argument("--not-run-policy", choices=NOT_RUN_POLICIES,
+                         help="a check that cannot run here: zero (default) or exclude")
 
 
 def cmd_grade(args):
     from .grade import grade_notebook
-    from .results import instructor_log_path, summary_text, write_json
+    from .results import instructor_log_path, settings_of, summary_text, write_json
 
     if not Path(args.submission).is_file():
         print(f"no such file: {args.submission}", file=sys.stderr)
@@ -36,7 +55,7 @@ def cmd_grade(args):
     report = grade_notebook(args.submission, config, on_part=lambda part: print(f"grading {part} ...", file=sys.stderr, flush=True))
     print(summary_text(report, show_logs=args.show_output))
     if args.json:
-        write_json(report, args.json, config.visibility)
+        write_json(report, args.json, **settings_of(config))
         print(f"results written to {args.json} (instructor log: {instructor_log_path(args.json)})")
     return 1 if report.grader_errors else 0
 
@@ -83,12 +102,14 @@ def main(argv=None):
     grade.add_argument("--parts", help="comma-separated parts to grade (default: all)")
     grade.add_argument("--tier", choices=["cpu", "gpu", "auto"], help="training-check tier")
     grade.add_argument("--show-output", action="store_true", help="also print what the student's code printed (instructors only)")
+    _results_options(grade)
     grade.set_defaults(func=cmd_grade)
     batch = sub.add_parser("batch", help="grade an nbgrader submitted/ tree")
     batch.add_argument("submitted")
     batch.add_argument("--out", default="results", help="folder for <student>.json and grades.csv")
     batch.add_argument("--parts")
     batch.add_argument("--tier", choices=["cpu", "gpu", "auto"])
+    _results_options(batch)
     batch.set_defaults(func=cmd_batch)
     sub.add_parser("calibrate", help="train the reference over seeds and write the thresholds (see calibrate --help)")
     config = sub.add_parser("config", help="list every setting with its default")
@@ -101,6 +122,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except ResultsSettingError as exc:  # a usage error, found before any grading
+        print(f"usage error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 1
     except Exception as exc:  # a grader bug: say so loudly, never pretend a grade

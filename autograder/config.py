@@ -24,6 +24,8 @@ class GraderConfig:
     tmp_bytes: int = _setting(256 * 2**20, "size of a worker's private /tmp")
     threads: int = _setting(1, "torch/OpenMP threads inside a worker and for the parent's own training")
     visibility: str = _setting("visible", "Gradescope visibility of every test: visible, after_due_date, after_published, hidden")
+    check_visibility: tuple = _setting((), "Gradescope visibility of some checks, as (check name, visibility) pairs (overrides visibility)")
+    not_run_policy: str = _setting("zero", "a check that cannot run here: zero (0 points, tagged for regrade) or exclude (max_score 0)")
     helper_dir: Path = _setting(HELPER_DIR, "folder holding the pristine a2cnn/ helper package")
     torch_home_in_view: str = _setting("", "TORCH_HOME inside a worker (set by the grader when weights are mounted)")
 

@@ -1,57 +1,30 @@
-"""Reports: Gradescope results.json, the instructor log, a terminal summary, and a CSV over many students.
+"""Reports: results.json (``gradescope.py``) with the instructor log beside it, a terminal summary, a CSV.
 
 ``results.json`` is student-visible: every text in it is bounded and path-scrubbed (``feedback.py``) and the whole
-file stays under ``MAX_RESULTS_BYTES`` whatever the submission printed or raised. Everything an instructor may need
-besides (what the code printed, sandbox messages with tracebacks, grader errors) goes to the instructor log.
+file stays under ``gradescope.MAX_RESULTS_BYTES`` whatever the submission printed or raised. Everything an
+instructor may need besides (what the code printed, sandbox messages with tracebacks, grader errors) goes to the
+instructor log.
 """
 import csv
-import json
 from pathlib import Path
 
-from . import feedback
+from . import feedback, gradescope
 
-MAX_RESULTS_BYTES = 256 * 1024
-OUTPUT_CHARS = 8000           # the top-level "output" of results.json
 MAX_LOG_BYTES = 4 * 1024 * 1024  # the instructor log of one submission
 LOG_LINE_CHARS = 256 * 1024      # one entry of that log (a part's output, a traceback)
 
 
-def to_gradescope(report, visibility="visible", message_chars=feedback.MESSAGE_CHARS):
-    """Gradescope's results.json schema: score, max_score, tests[name, score, max_score, output, visibility]."""
-    tests = [
-        {
-            "name": feedback.bound(f"{r.part}: {r.title}", 200),
-            "score": r.score,
-            "max_score": r.max_score,
-            "status": r.status,
-            "output": feedback.bound(feedback.message(r.message), message_chars),
-            "visibility": visibility,
-        }
-        for r in report.results
-    ]
-    lines = [f"Submission could not be read: {feedback.message(report.fatal)}"] if report.fatal else []
-    lines += feedback.notes(report.notes)
-    not_run = [r for r in report.results if r.status == "not run"]
-    if not_run:
-        lines.append(f"{sum(r.max_score for r in not_run):g} point(s) not run on this grader; see each check's reason.")
-    return {"score": report.score, "max_score": report.max_score, "execution_time": round(report.seconds, 1),
-            "output": feedback.bound("\n".join(lines).strip(), OUTPUT_CHARS), "tests": tests}
-
-
-def results_text(report, visibility="visible"):
-    """results.json as text, never over ``MAX_RESULTS_BYTES``: with very many checks, outputs are shortened."""
-    message_chars = feedback.MESSAGE_CHARS
-    while True:
-        text = json.dumps(to_gradescope(report, visibility, message_chars), indent=2) + "\n"
-        if len(text.encode("utf-8")) <= MAX_RESULTS_BYTES or message_chars <= 40:
-            return text
-        message_chars //= 2
-
-
-def write_json(report, path, visibility="visible"):
-    """Write results.json and, beside it, the instructor log (``instructor_log_path``)."""
-    Path(path).write_text(results_text(report, visibility), encoding="utf-8")
+def write_json(report, path, **settings):
+    """Write Gradescope's results.json (``gradescope.py``; ``settings``: visibility, check_visibility,
+    not_run_policy) and, beside it, the instructor log (``instructor_log_path``)."""
+    Path(path).write_text(gradescope.results_text(report, **settings), encoding="utf-8")
     write_instructor_log(report, instructor_log_path(path))
+
+
+def settings_of(config) -> dict:
+    """The results settings of a GraderConfig."""
+    return {"visibility": config.visibility, "check_visibility": dict(config.check_visibility),
+            "not_run_policy": config.not_run_policy}
 
 
 def instructor_log_path(results_path):

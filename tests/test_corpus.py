@@ -7,6 +7,7 @@ from autograder.cli import main as cli_main
 from autograder.config import GraderConfig
 from autograder.grade import grade_notebook
 from tests.corpus import EXAMPLES, build
+from tests.results_schema import assert_valid_results
 
 STRUCTURE_PARTS = ("cnn", "unet", "finetune")
 
@@ -41,8 +42,8 @@ def test_cli_writes_gradescope_results(tmp_path, capsys):
     path = build(example, tmp_path / "submission.ipynb")
     out = tmp_path / "results.json"
     assert cli_main(["grade", str(path), "--parts", "cnn", "--json", str(out)]) == 0
-    results = json.loads(out.read_text())
-    assert results["score"] == 1.5 and results["max_score"] == 2
+    results = assert_valid_results(out)
+    assert results["score"] == 1.5 and sum(t["max_score"] for t in results["tests"]) == 2
     assert {t["name"].split(":")[0] for t in results["tests"]} == {"cnn"}
     for test in results["tests"]:
         assert set(test) >= {"name", "score", "max_score", "output", "visibility"}

@@ -7,8 +7,10 @@ import pytest
 from autograder import feedback
 from autograder.cli import main as cli_main
 from autograder.report import CheckResult, GradeReport, PartReport
-from autograder.results import MAX_RESULTS_BYTES, instructor_log_path, results_text, write_json
+from autograder.gradescope import MAX_RESULTS_BYTES, results_text
+from autograder.results import instructor_log_path, write_json
 from tests.corpus import BY_NAME, REPO_ROOT, RELEASED, build
+from tests.results_schema import assert_valid_results
 
 MASTER = REPO_ROOT / "source" / "a2-cnn" / "a2-cnn.ipynb"
 
@@ -78,8 +80,8 @@ def test_results_json_stays_under_its_bound_whatever_the_messages(tmp_path):
     report = _report("m" * 10**6, checks=200, notes=[f"n{i}" * 1000 for i in range(500)])
     text = results_text(report)
     assert len(text.encode()) <= MAX_RESULTS_BYTES
-    results = json.loads(text)
-    assert len(results["tests"]) == 200 and results["max_score"] == 100  # nothing dropped, only shortened
+    results = assert_valid_results(text)
+    assert len(results["tests"]) == 200 and sum(t["max_score"] for t in results["tests"]) == 100  # only shortened
 
 
 def test_student_output_and_grader_errors_go_only_to_the_instructor_log(tmp_path):
@@ -107,8 +109,7 @@ def test_a_submission_that_raises_the_grader_files_gets_back_only_a_short_scrubb
     path = build(BY_NAME[name], tmp_path / "submission.ipynb")
     out = tmp_path / "results.json"
     assert cli_main(["grade", str(path), "--parts", "cnn", "--json", str(out)]) == 0
-    assert out.stat().st_size <= MAX_RESULTS_BYTES
-    results = json.loads(out.read_text())
+    results = assert_valid_results(out)
     assert results["score"] == 0
     text = "\n".join(_student_strings(results))
     secret_lines = master_only_lines()
