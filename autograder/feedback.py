@@ -6,6 +6,7 @@ the cell), cut to a fixed length and path-scrubbed. Tracebacks, what the code pr
 instructor log (``results.write_instructor_log``), never here.
 """
 import re
+import unicodedata
 
 EXCERPT_CHARS = 160     # the student's own error message, first line only
 MESSAGE_CHARS = 1200    # one check's feedback
@@ -83,3 +84,38 @@ def notes(texts) -> list:
         hidden = len(kept) - (MAX_NOTES - 1)
         kept = kept[: MAX_NOTES - 1] + [f"... and {hidden} more note(s), not shown."]
     return kept
+
+
+def _skeleton(name: str) -> str:
+    """``name`` as it looks: letters from other scripts that look Latin (Cyrillic С, Greek Ν) mapped to Latin,
+    compatibility forms folded, case ignored."""
+    out = []
+    for char in unicodedata.normalize("NFKC", name):
+        if ord(char) > 127:
+            words = unicodedata.name(char, "").split()
+            # "CYRILLIC CAPITAL LETTER ES" looks like C; most look-alikes carry the Latin letter's name
+            latin = {"ES": "C", "A": "A", "IE": "E", "O": "O", "ER": "P", "HA": "X", "EN": "H", "KA": "K",
+                     "TE": "T", "EM": "M", "BE": "B", "VE": "B", "NU": "N", "ALPHA": "A", "BETA": "B",
+                     "EPSILON": "E", "ETA": "H", "IOTA": "I", "KAPPA": "K", "MU": "M", "OMICRON": "O", "RHO": "P",
+                     "TAU": "T", "UPSILON": "Y", "CHI": "X", "ZETA": "Z", "I": "I", "JE": "J", "DZE": "S"}
+            if "LETTER" in words and words[-1] in latin:
+                char = latin[words[-1]]
+        out.append(char)
+    return "".join(out).casefold()
+
+
+def lookalike(expected: str, names) -> str:
+    """A sentence about a defined name that looks like ``expected`` but is not it (another script's letters, other
+    case), or "" when there is none. ``names`` come from student code: they are shown as identifiers, bounded."""
+    target = _skeleton(expected)
+    for name in names:
+        name = str(name)[:40]
+        if name == expected or _skeleton(name) != target:
+            continue
+        foreign = [c for c in name if ord(c) > 127]
+        if foreign:
+            letters = ", ".join(unicodedata.name(c, "?").title() for c in dict.fromkeys(foreign))[:120]
+            return (f"a name that looks the same is defined, but it has letters from another alphabet ({letters}): "
+                    f"retype {expected} on a plain keyboard")
+        return f"{bound(name, 40)!r} is defined instead: names are case-sensitive, call it {expected}"
+    return ""

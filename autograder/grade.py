@@ -78,6 +78,23 @@ def _gate_failure(program, execution, part: str) -> str | None:
     return f"the visible tests of this part fail: {feedback.error_excerpt(result.facts.get('error'))}"
 
 
+def _name_hint(evidence: Evidence, part: str) -> str:
+    """When the part's class is missing but a name that looks like it is defined (``СNN``, ``Cnn``), say so."""
+    from .checks.colouriser import CLASS, PROBE
+
+    if part not in PROBE:
+        return ""
+    try:
+        configs = evidence.configs(PROBE[part])
+    except Exception:  # noqa: BLE001 - a hint only; the verdict does not depend on it
+        return ""
+    error = (configs[0].error or {}) if configs else {}
+    if error.get("stage") != "lookup" or error.get("type") != "missing" or not isinstance(error.get("names"), list):
+        return ""
+    hint = feedback.lookalike(CLASS[part], error["names"])
+    return f" (no class {CLASS[part]} is defined: {hint})" if hint else ""
+
+
 def grade_notebook(path, config: GraderConfig | None = None, parts=None, on_part=None,
                    secrets: Secrets | None = None) -> GradeReport:
     """Grade the notebook at ``path``; never raises for anything the submission contains."""
@@ -123,6 +140,8 @@ def grade_notebook(path, config: GraderConfig | None = None, parts=None, on_part
         if on_part:
             on_part(part_report.part)
         gate = _gate_failure(program, execution, part_report.part)
+        if gate:
+            gate += _name_hint(evidence, part_report.part)
         if gate:
             _fill(part_report, "failed", f"{gate}, so it scores 0 (as in nbgrader)")
             continue

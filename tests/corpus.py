@@ -58,6 +58,17 @@ def _rename(grade_id, new_id):
     return edit
 
 
+def _comment_in_setup(nb):
+    """A student adds a comment to the read-only setup cell (nbgrader restores it from the master)."""
+    _cells(nb)["setup_imports"]["source"] = "# I ran this first\n" + "".join(_cells(nb)["setup_imports"]["source"])
+
+
+def _duplicate_setup(nb):
+    """A student copies the setup cell and pastes it below itself (two cells with its grade id)."""
+    index = next(i for i, c in enumerate(nb["cells"]) if c["metadata"].get("nbgrader", {}).get("grade_id") == "setup_imports")
+    nb["cells"].insert(index + 1, json.loads(json.dumps(nb["cells"][index])))
+
+
 def _edit_locked_test(nb):
     """A student 'fixes' failing visible tests by deleting them from the locked test cell."""
     _cells(nb)["test_cnn"]["source"] = "print('visible CNN checks passed')\n"
@@ -145,6 +156,28 @@ EXAMPLES = [
                 "    def forward(self, x):\n",
                 "    def forward(self, x):\n        raise ValueError('\\n'.join(_leak()))\n", 1)},
             expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "ValueError"}),
+    # ---- notebooks run as written (cells in order, read-only cells restored) -----------------------------------------
+    Example("comment_in_setup", "a comment added to the read-only setup cell", notebook_edit=_comment_in_setup,
+            expected={"cnn": 2, "unet": 2, "finetune": 2}),
+    Example("duplicated_setup", "the read-only setup cell copied and pasted below itself", notebook_edit=_duplicate_setup,
+            expected={"cnn": 2, "unet": 2, "finetune": 2}),
+    Example("helper_across_cells", "the UNet builds its groups with a helper function defined in the CNN's cell",
+            {"cnn_model": reference_source("cnn_model") + "\n\ndef block(*layers):\n    return nn.Sequential(*layers)\n",
+             "unet_model": reference_source("unet_model").replace("nn.Sequential(", "block(")},
+            expected={"cnn": 2, "unet": 2, "finetune": 2}),
+    Example("partial_conv_rebinding", "MyConv2d rebound at the top level of the CNN cell to functools.partial(nn.Conv2d)",
+            {"cnn_model": "import functools\nMyConv2d = functools.partial(nn.Conv2d, padding='same')\n"
+                          + reference_source("cnn_model")},
+            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "use MyConv2d, not nn.Conv2d"}),
+    # the cell is interrupted at its time limit, as Jupyter's interrupt would: the class it defined before the loop
+    # stands, the note names the cell, and no other part is touched
+    Example("top_level_loop", "the CNN cell ends with a loop that never stops (at the top level)",
+            {"cnn_model": reference_source("cnn_model") + "\nwhile True:\n    pass\n"},
+            expected={"cnn": 2, "unet": 2, "finetune": 2}, messages={"notes": "cell 'cnn_model' did not finish"},
+            timeout=20.0, all_parts=True),
+    Example("homoglyph_class_name", "class \u0421NN with a Cyrillic first letter",
+            {"cnn_model": reference_source("cnn_model").replace("class CNN(", "class \u0421NN(", 1)},
+            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "another alphabet"}),
     # ---- damaged notebooks ---------------------------------------------------------------------------------------
     Example("not_json", "an upload that is not a notebook", raw=b"this is my essay, not a notebook\n",
             expected={"cnn": 0, "unet": 0, "finetune": 0}, messages={"cnn": "JSON"}),

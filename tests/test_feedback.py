@@ -65,6 +65,21 @@ def test_notes_are_bounded_in_length_and_number_and_not_repeated():
     assert all(len(n) <= feedback.NOTE_CHARS for n in notes)
 
 
+@pytest.mark.parametrize("expected, defined, words", [
+    ("CNN", "\u0421NN", "Cyrillic Capital Letter Es"),    # Cyrillic Es
+    ("UNet", "U\u039det", "Greek Capital Letter Nu"),     # Greek Nu
+    ("CNN", "Cnn", "case-sensitive"),
+    ("CNN", "\uff23\uff2e\uff2e", "another alphabet"),    # full-width letters
+])
+def test_a_name_that_only_looks_right_is_explained(expected, defined, words):
+    sentence = feedback.lookalike(expected, ["torch", "nn", defined])
+    assert words in sentence and expected in sentence
+
+
+def test_unrelated_names_are_not_called_lookalikes():
+    assert feedback.lookalike("CNN", ["UNet", "nn", "CNNs", "model"]) == ""
+
+
 # ---- results.json and the instructor log --------------------------------------------------------------------------
 def _report(message, checks=3, notes=()):
     report = GradeReport(submission="/srv/course/submitted/alice/a2-cnn/a2-cnn.ipynb", notes=list(notes))

@@ -70,7 +70,9 @@ def error_text(facts: ConfigFacts, class_name: str) -> str:
     call = call_text(class_name, facts.config)
     if stage == "lookup":
         if error.get("type") == "missing":
-            return f"no class {class_name} is defined"
+            names = error.get("names")
+            close = feedback.lookalike(class_name, names if isinstance(names, list) else [])
+            return f"no class {class_name} is defined" + (f"; {close}" if close else "")
         return f"{class_name} should be an nn.Module subclass; found a {feedback.identifier(error.get('found'))}"
     if stage == "missing":
         return f"the grader received nothing for {call}"

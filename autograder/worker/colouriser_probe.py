@@ -120,7 +120,9 @@ def probe_config(ns, class_name, config, index, recording, layers_module, marks,
 
     cls = ns.get(class_name)
     if cls is None:
-        facts["error"] = {"stage": "lookup", "type": "missing"}
+        # the names the notebook did define (data: the parent says which looks like the expected one)
+        names = [str(name)[:40] for name in list(ns)[:2000] if isinstance(name, str) and not name.startswith("_")]
+        facts["error"] = {"stage": "lookup", "type": "missing", "names": names[:200]}
         return facts
     if not (_isinstance(cls, _type) and _issubclass(cls, _Module)):
         facts["error"] = {"stage": "lookup", "type": "not_a_module_class", "found": str(_type(cls).__name__)[:40]}
