@@ -20,6 +20,7 @@ from .checks.evidence import Evidence
 from .checks.registry import checks_for
 from .config import GraderConfig
 from .execution import execute
+from .learning import torch_threads
 from .parts import part as part_named
 from .probes import PROBES, Secrets
 from .program import build_program
@@ -136,29 +137,32 @@ def grade_notebook(path, config: GraderConfig | None = None, parts=None, on_part
         return report
     report.notes += [feedback.note(n) for n in _cell_notes(program, execution)]
     evidence = Evidence(program, execution, secrets, tier)
-    for part_report in report.parts:
-        if on_part:
-            on_part(part_report.part)
-        gate = _gate_failure(program, execution, part_report.part)
-        if gate:
-            gate += _name_hint(evidence, part_report.part)
-        if gate:
-            _fill(part_report, "failed", f"{gate}, so it scores 0 (as in nbgrader)")
-            continue
-        try:
-            for check in checks_for(part_report.part):
-                if part_report.part == "learning" and tier_problem and check.name != "finetune_learns":
-                    outcome_status, message = "not run", f"not run: grader configuration: {tier_problem}"
-                else:
-                    outcome = check.decide(evidence)
-                    outcome_status, message = outcome.status, outcome.message
-                ok = outcome_status == "passed"
-                part_report.results.append(CheckResult(check.name, check.part, check.title,
-                                                       check.points if ok else 0.0, check.points, outcome_status,
-                                                       feedback.message(message)))
-        except Exception as exc:  # noqa: BLE001 - a grader bug: this part is regraded, the others stand
-            part_report.grader_error = f"{type(exc).__name__}: {exc}"
-            report.log.append(f"grader error in part {part_report.part}: {part_report.grader_error}")
-            _fill(part_report, "not run", GRADER_FAULT)
+    # Re-derive with the workers' number of threads: the same kernels sum in the same order, so recomputed tensors
+    # match what an honest worker reported, even where BatchNorm amplifies float noise.
+    with torch_threads(config.threads):
+        for part_report in report.parts:
+            if on_part:
+                on_part(part_report.part)
+            gate = _gate_failure(program, execution, part_report.part)
+            if gate:
+                gate += _name_hint(evidence, part_report.part)
+            if gate:
+                _fill(part_report, "failed", f"{gate}, so it scores 0 (as in nbgrader)")
+                continue
+            try:
+                for check in checks_for(part_report.part):
+                    if part_report.part == "learning" and tier_problem and check.name != "finetune_learns":
+                        outcome_status, message = "not run", f"not run: grader configuration: {tier_problem}"
+                    else:
+                        outcome = check.decide(evidence)
+                        outcome_status, message = outcome.status, outcome.message
+                    ok = outcome_status == "passed"
+                    part_report.results.append(CheckResult(check.name, check.part, check.title,
+                                                           check.points if ok else 0.0, check.points, outcome_status,
+                                                           feedback.message(message)))
+            except Exception as exc:  # noqa: BLE001 - a grader bug: this part is regraded, the others stand
+                part_report.grader_error = f"{type(exc).__name__}: {exc}"
+                report.log.append(f"grader error in part {part_report.part}: {part_report.grader_error}")
+                _fill(part_report, "not run", GRADER_FAULT)
     report.seconds = time.perf_counter() - started
     return report
