@@ -86,6 +86,14 @@ def notes(texts) -> list:
     return kept
 
 
+# Unicode letter names (their last word) of other scripts' letters that look like a Latin letter:
+# "CYRILLIC CAPITAL LETTER ES" looks like C.
+_LOOKS_LATIN = {"ES": "C", "A": "A", "IE": "E", "O": "O", "ER": "P", "HA": "X", "EN": "H", "KA": "K", "TE": "T",
+                "EM": "M", "BE": "B", "VE": "B", "NU": "N", "ALPHA": "A", "BETA": "B", "EPSILON": "E", "ETA": "H",
+                "IOTA": "I", "KAPPA": "K", "MU": "M", "OMICRON": "O", "RHO": "P", "TAU": "T", "UPSILON": "Y",
+                "CHI": "X", "ZETA": "Z", "I": "I", "JE": "J", "DZE": "S"}
+
+
 def _skeleton(name: str) -> str:
     """``name`` as it looks: letters from other scripts that look Latin (Cyrillic С, Greek Ν) mapped to Latin,
     compatibility forms folded, case ignored."""
@@ -93,13 +101,8 @@ def _skeleton(name: str) -> str:
     for char in unicodedata.normalize("NFKC", name):
         if ord(char) > 127:
             words = unicodedata.name(char, "").split()
-            # "CYRILLIC CAPITAL LETTER ES" looks like C; most look-alikes carry the Latin letter's name
-            latin = {"ES": "C", "A": "A", "IE": "E", "O": "O", "ER": "P", "HA": "X", "EN": "H", "KA": "K",
-                     "TE": "T", "EM": "M", "BE": "B", "VE": "B", "NU": "N", "ALPHA": "A", "BETA": "B",
-                     "EPSILON": "E", "ETA": "H", "IOTA": "I", "KAPPA": "K", "MU": "M", "OMICRON": "O", "RHO": "P",
-                     "TAU": "T", "UPSILON": "Y", "CHI": "X", "ZETA": "Z", "I": "I", "JE": "J", "DZE": "S"}
-            if "LETTER" in words and words[-1] in latin:
-                char = latin[words[-1]]
+            if "LETTER" in words and words[-1] in _LOOKS_LATIN:
+                char = _LOOKS_LATIN[words[-1]]
         out.append(char)
     return "".join(out).casefold()
 

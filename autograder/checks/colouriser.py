@@ -225,6 +225,15 @@ def _configs_or_failure(evidence: Evidence, model: str):
     return evidence.configs(probe), None
 
 
+def _all_configs_or_failure(evidence: Evidence, model: str):
+    """(configs, None), or (None, failed Outcome) when the probe failed or a configuration holds an error."""
+    configs, failure = _configs_or_failure(evidence, model)
+    if failure:
+        return None, failure
+    error = _first_error(configs, model)
+    return (None, failed(error)) if error else (configs, None)
+
+
 def _first_error(configs, model):
     for facts in configs:
         if facts.error is not None:
@@ -238,11 +247,15 @@ NOT_TIED = ("no group receives the input the grader gave the model (in training 
             "cannot be tied to this grading run")
 
 
+def _unstable(facts: ConfigFacts) -> bool:
+    """Some group's computation is too unstable in float32 to be checked here (see verify/colouriser.py)."""
+    return any(g.ill_conditioned for g in facts.groups.values())
+
+
 def _not_judged(facts: ConfigFacts) -> bool:
     """A configuration whose wiring cannot be judged: some group's output is constant or equals another's, or a
-    group's computation is too unstable in float32 to be checked (see verify/colouriser.py)."""
-    return any(flow.degenerate for flow in facts.flows.values()) or any(
-        g.ill_conditioned for g in facts.groups.values())
+    group is unstable."""
+    return any(flow.degenerate for flow in facts.flows.values()) or _unstable(facts)
 
 
 def _tied_to_this_run(facts: ConfigFacts) -> bool:
@@ -306,12 +319,9 @@ def only_myconv(model: str):
 def wiring(model: str, with_shapes: bool):
     """The handout's dataflow over every configuration (CNN: with the output shape; UNet: the skips)."""
     def decide(evidence: Evidence):
-        configs, failure = _configs_or_failure(evidence, model)
+        configs, failure = _all_configs_or_failure(evidence, model)
         if failure:
             return failure
-        error = _first_error(configs, model)
-        if error:
-            return failed(error)
         degenerate = [f for f in configs if _not_judged(f)]
         if len(degenerate) * 2 > len(configs):
             return failed(f"some groups of your {CLASS[model]} give a constant output (or the same output as another "
@@ -324,7 +334,7 @@ def wiring(model: str, with_shapes: bool):
             if with_shapes and tuple(facts.output_shape or ()) != expected:
                 return failed(f"{call} on an input of shape ({c['batch']}, {c['num_in_channels']}, {c['height']}, "
                               f"{c['width']}) returned shape {tuple(facts.output_shape or ())}; expected {expected}")
-            if any(g.ill_conditioned for g in facts.groups.values()):
+            if _unstable(facts):
                 continue  # float noise hides the wiring here; the majority rule above bounds how often
             problems = wiring_problems(facts, model)
             if problems:
@@ -340,13 +350,10 @@ def parameter_counts(model: str, with_shapes: bool):
     shape = closed_forms.unet_output_shape if model == "unet" else closed_forms.cnn_output_shape
 
     def decide(evidence: Evidence):
-        configs, failure = _configs_or_failure(evidence, model)
+        configs, failure = _all_configs_or_failure(evidence, model)
         if failure:
             return failure
-        error = _first_error(configs, model)
-        if error:
-            return failed(error)
-        unstable = [f for f in configs if any(g.ill_conditioned for g in f.groups.values())]
+        unstable = [f for f in configs if _unstable(f)]
         if unstable and len(unstable) * 2 > len(configs):
             return failed(f"the groups of your {CLASS[model]} compute too unstably to be checked in {len(unstable)} of "
                           f"{len(configs)} configurations")
