@@ -94,10 +94,16 @@ def _kmeans_pp(points, weights, k, rng):
     d2 = _squared_distances(points, points[first][None])[:, 0]
     for _ in range(1, k):
         score = np.cumsum(weights * d2)
-        index = int(np.searchsorted(score, rng.random() * score[-1], side="right"))
-        index = min(index, len(points) - 1)
-        while weights[index] * d2[index] == 0:  # only reachable by rounding at the very end
-            index -= 1
+        if not score[-1] > 0:
+            # distinct points whose squared distances underflow (subnormal coordinates): take the first point
+            # that is not a centre yet, which does not depend on the order of the input
+            chosen = {tuple(c) for c in centres}
+            index = next(i for i, p in enumerate(points) if tuple(p) not in chosen)
+        else:
+            index = int(np.searchsorted(score, rng.random() * score[-1], side="right"))
+            index = min(index, len(points) - 1)
+            while index > 0 and weights[index] * d2[index] == 0:  # only reachable by rounding at the very end
+                index -= 1
         centres.append(points[index])
         d2 = np.minimum(d2, _squared_distances(points, points[index][None])[:, 0])
     return np.array(centres)
