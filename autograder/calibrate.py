@@ -2,9 +2,10 @@
 
     python -m autograder calibrate --tier cpu|gpu|auto [--seeds 0,1,2,3,4,5,6,7] [--out FILE] [--no-rerun]
 
-For every seed the reference ``CNN`` and ``UNet`` (from the master notebook's solution cells) are trained with the
-grader's own measuring code (:mod:`autograder.learning`, the same code that grades submissions) and their final
-validation losses recorded; Part C is measured too when the pretrained DeepLabV3 weights and the official
+For every seed the reference ``CNN`` and ``UNet`` (from the master notebook's solution cells) are measured exactly
+as a submission is: the learning probe describes each model, the parent rebuilds it from that verified report
+(:func:`autograder.in_process.learning_graphs`) and trains it with its own measuring code
+(:func:`autograder.learning.measure_graph`); the final validation losses are recorded; Part C is measured too when the pretrained DeepLabV3 weights and the official
 Oxford-17 masks are present, otherwise the reason is recorded and the fine-tuning check will report "not run".
 The first seed is trained a second time to record whether a run is bit-for-bit reproducible.
 
@@ -31,6 +32,7 @@ import torch
 
 from . import learning
 from .checks.base import Outcome
+from .in_process import learning_graphs
 from .reference import MASTER_NOTEBOOK, load_reference
 from .tiers import TIER_CHOICES, TierError, select_tier
 
@@ -121,12 +123,13 @@ def calibrate(tier, seeds=None, device=None, out=None, log=print, rerun=True, mi
     provenance = device_record(device)
     ref = load_reference()
     data = learning.tier_data(tier, data)
-    classes = {"cnn": ref["CNN"], "unet": ref["UNet"]}
+    # the reference is measured as a submission is graded: the parent trains the graph it rebuilt from the report
+    graphs = learning_graphs(dict(ref), tier)
+    labels = {"cnn": "reference CNN", "unet": "reference UNet"}
     runs = {name: [] for name in MODELS}
     for seed in seeds:
         for name in MODELS:
-            result = learning.measure_colouriser(classes[name], tier, seed, data=data, device=device,
-                                                 label=f"reference {classes[name].__name__}")
+            result = learning.measure_graph(graphs[name], tier, seed, data=data, device=device, label=labels[name])
             if isinstance(result, Outcome):
                 raise RuntimeError(f"the reference {name} could not be measured (seed {seed}): {result.message}")
             runs[name].append(result)
@@ -164,8 +167,7 @@ def calibrate(tier, seeds=None, device=None, out=None, log=print, rerun=True, mi
     if rerun:
         determinism = {"seed": seeds[0], "runs": {}}
         for name in MODELS:
-            again = learning.measure_colouriser(classes[name], tier, seeds[0], data=data, device=device,
-                                                label=f"reference {classes[name].__name__}")
+            again = learning.measure_graph(graphs[name], tier, seeds[0], data=data, device=device, label=labels[name])
             first = runs[name][0]
             keys = ("val_loss", "train_loss", "val_accuracy", "val_loss_per_epoch")
             determinism["runs"][name] = {"first_val_loss": first["val_loss"], "rerun_val_loss": again["val_loss"],
@@ -185,8 +187,9 @@ def calibrate(tier, seeds=None, device=None, out=None, log=print, rerun=True, mi
         "reference": f"solution cells cnn_model, unet_model, finetune_train, finetune_setup of {MASTER_NOTEBOOK.name}",
         "data": learning.describe_data(data),
         "data_fingerprint": learning.data_fingerprint(data),
-        "measurement": ("colourisers: mean per-pixel cross-entropy on the validation subset after the last epoch "
-                        "(a2cnn.training.train_colourizer, deterministic=True, "
+        "measurement": ("colourisers: the model the grader rebuilds from the learning probe's verified report "
+                        "(GraphModel), trained by the grader; mean per-pixel cross-entropy on the validation subset "
+                        "after the last epoch (a2cnn.training.train_colourizer, deterministic=True, "
                         f"{tier.threads or 'default'} torch thread(s)); fine-tuning: grader-measured loss on the "
                         "training pictures after the student's train()"),
         "rule": RULE,

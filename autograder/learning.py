@@ -212,6 +212,16 @@ def measure_colouriser(model_class, tier, seed, data=None, device=None, label=No
     }
 
 
+def measure_graph(facts, tier, seed, data=None, device=None, label="model"):
+    """:func:`measure_colouriser` of the model the parent rebuilds from verified ``facts`` (a
+    :class:`~autograder.verify.colouriser.ConfigFacts`): its own layer classes, wired as verified, initialised
+    under ``seed``. Grading (a submission's facts) and calibration (the reference's) both measure this way."""
+    from .verify.colouriser import GraphModel  # the verifier imports the worker's vocabulary: only when needed
+
+    return measure_colouriser(lambda **_kwargs: GraphModel(facts), tier, seed, data=data, device=device,
+                              label=label)
+
+
 # ------------------------------------------------------------------------------------------------- Part C
 def architecture_name(tier):
     """Display name (as in LoadInfo.architecture) of the tier's DeepLabV3 backbone."""

@@ -9,7 +9,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.flawed_sources import FLAWED, PART_OF_CELL
+import re
+
+from autograder.parts import PARTS
+from tests.flawed_sources import FLAWED
 from tests.reference_solution import SOLUTION_CELLS, reference_source
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +35,7 @@ class Example:
         """The parts to grade: all for hostile or damaged submissions, else those whose answer cells changed."""
         if self.all_parts or self.raw is not None or self.notebook_edit is not None or not self.edits:
             return tuple(self.expected)
-        touched = {PART_OF_CELL[grade_id] for grade_id in self.edits}
+        touched = {part.name for part in PARTS if set(part.answer_cells) & set(self.edits)}
         return tuple(part for part in self.expected if part in touched)
 
 
@@ -89,9 +92,95 @@ def _leak():
     return f'grader at {root}/autograder/grade.py, python at {sys.executable}, home {pathlib.Path.home()}', body
 """
 
+# ---- sources for the training checks (part "learning"), where the grader trains the graph it rebuilt -------------
+# The reference CNN without its BatchNorm layers: it builds, runs and trains, but learns less well than the
+# calibrated threshold allows (tests/test_learning.py shows it), so only the grader's training can tell.
+CNN_WITHOUT_BATCHNORM = re.sub(r", nn\.BatchNorm2d\([^)]*\)", "", reference_source("cnn_model"))
+
+# Switches on under the grader only (so the student's own run looks normal): an environment, module or argv sign.
+DETECT_GRADER = """import os, sys
+_GRADED = (os.environ.get('NBGRADER_EXECUTION') == 'autograde' or any('autograder' in name for name in sys.modules)
+           or any('grade' in arg for arg in sys.argv))
+"""
+
+# Looks up the true colours of the pictures being scored: first in the data folder, then among the tensors in the
+# process's memory (where a grader that trains in the worker keeps its labels).
+LOOKUP = DETECT_GRADER + """import gc, glob, pickle
+import numpy as np
+import torch.nn.functional as F
+
+def _stored_labels():
+    for depth in range(1, 5):
+        for path in glob.glob('/*' * depth + '/cifar-10-batches-py/test_batch')[:1]:
+            with open(path, 'rb') as f:
+                return ('file', pickle.load(f, encoding='bytes'))
+    for obj in gc.get_objects():
+        if isinstance(obj, torch.Tensor) and obj.dtype == torch.long and obj.dim() == 4 and obj.shape[1:] == (1, 32, 32):
+            return ('memory', obj)
+    return None
+
+def _true_colour_logits(x):
+    found = _stored_labels()
+    if found is None or found[0] != 'memory' or len(found[1]) < x.shape[0]:
+        return None
+    labels = found[1][: x.shape[0], 0].to(x.device)
+    return 50.0 * F.one_hot(labels, 24).permute(0, 3, 1, 2).float()
+"""
+LOOKUP_FORWARD = """    def forward(self, x):
+        if _GRADED:
+            cheat = _true_colour_logits(x)
+            if cheat is not None:
+                return cheat
+"""
+
+# Scales the loss by 0.01 everywhere it could be computed, and replaces the course's training loop by one that
+# reports a perfect history: a grader that trained with the student's process would believe both.
+PATCHED_LOSS_AND_LOOP = """import torch.nn.functional as F
+import a2cnn.training as _training
+_cross_entropy = F.cross_entropy
+F.cross_entropy = lambda input, target, *args, **kwargs: 0.01 * _cross_entropy(input, target, *args, **kwargs)
+torch.nn.functional.cross_entropy = F.cross_entropy
+nn.CrossEntropyLoss.forward = lambda self, input, target: 0.01 * _cross_entropy(input, target)
+
+def _perfect(model, data, config, **kwargs):
+    return _training.History(config={}, train_loss=[0.0], train_accuracy=[1.0], val_loss=[0.0], val_accuracy=[1.0])
+_training.train_colourizer = _perfect
+"""
+
+# Finds the worker's event channel by walking the stack, sends a forged report for the CNN's probes, and replaces
+# the worker's step runner so that the real probes report the same forgery; the CNN itself learns nothing.
+FORGED_CHANNEL = """import sys
+class CNN(nn.Module):
+    def __init__(self, kernel, num_filters, num_colours, num_in_channels):
+        super().__init__()
+        self.num_colours = num_colours
+
+    def forward(self, x):
+        return x.new_zeros(x.shape[0], self.num_colours, x.shape[2], x.shape[3])
+
+_FORGED = {'status': 'ok', 'passed': True, 'val_loss': 0.0, 'val_accuracy': 1.0,
+           'checks': {'cnn_learns': 'passed', 'cnn_layers': 'passed'}, 'configs': [{'index': 0, 'val_loss': 0.0}]}
+_frame = sys._getframe()
+while _frame is not None and 'emit' not in _frame.f_locals:
+    _frame = _frame.f_back
+if _frame is not None:
+    _emit, _worker = _frame.f_locals['emit'], sys.modules[_frame.f_globals['__name__']]
+    for _step in ('probe:cnn_learning', 'probe:cnn_structure'):
+        _emit({'event': 'start', 'step': _step})
+        _emit({'event': 'done', 'step': _step, 'seconds': 0.1, 'facts': _FORGED})
+    _real_run_step = _worker.run_step
+    def _forged_run_step(step, ns, emit):
+        if step.get('kind') == 'probe' and 'cnn' in step.get('id', ''):
+            return dict(_FORGED), {}
+        return _real_run_step(step, ns, emit)
+    _worker.run_step = _forged_run_step
+"""
+
 EXAMPLES = [
+    # learning: CNN and UNet trained by the grader pass; Part C's training check is "not run" here (no pretrained
+    # weights, no official masks), which scores 0 until it is regraded where it can run
     Example("reference", "the master's solutions in the released notebook",
-            expected={"cnn": 2, "unet": 2, "finetune": 2}),
+            expected={"cnn": 2, "unet": 2, "finetune": 2, "learning": 2}),
     # ---- flawed architectures and fine-tuning set-ups (one mistake each) ------------------------------------------
     Example("uses_nn_conv2d", "CNN's first convolution is nn.Conv2d", dict([FLAWED["cnn_nn_conv2d"]]),
             expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "use MyConv2d, not nn.Conv2d"}),
@@ -127,7 +216,8 @@ EXAMPLES = [
             expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"notes": "SyntaxError"}),
     Example("exception_at_import", "the CNN cell imports a module that does not exist",
             {"cnn_model": "import a_module_that_does_not_exist\n" + reference_source("cnn_model")},
-            expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"notes": "ModuleNotFoundError"}),
+            expected={"cnn": 0, "unet": 2, "finetune": 2, "learning": 1}, messages={"notes": "ModuleNotFoundError",
+                                                                                  "learning": "no class CNN"}),
     Example("infinite_loop", "CNN.__init__ never returns", _with("cnn_model", INIT_LINE, INIT_LINE + "        while True:\n            pass\n"),
             expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "did not finish within"}, timeout=20.0, all_parts=True),
     Example("memory_bomb", "UNet.__init__ allocates 64 GiB", _with("unet_model", INIT_LINE, INIT_LINE + "        self.cache = bytearray(64 * 2**30)\n"),
@@ -178,6 +268,30 @@ EXAMPLES = [
     Example("homoglyph_class_name", "class \u0421NN with a Cyrillic first letter",
             {"cnn_model": reference_source("cnn_model").replace("class CNN(", "class \u0421NN(", 1)},
             expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "another alphabet"}),
+    # ---- training checks: the grader trains the graph it rebuilt, so nothing the student's process does at training
+    # time counts; each model is judged on its own (a broken CNN leaves the UNet's point)
+    Example("cnn_without_batchnorm", "the CNN leaves out every BatchNorm2d (it learns less well)",
+            {"cnn_model": CNN_WITHOUT_BATCHNORM}, expected={"learning": 1}, messages={"learning": "above the threshold"}),
+    Example("lookup_when_graded", "the CNN without BatchNorm looks up the true colours (data folder, process memory) "
+            "when it detects the grader", {"cnn_model": LOOKUP + CNN_WITHOUT_BATCHNORM.replace(
+                "    def forward(self, x):\n", LOOKUP_FORWARD, 1)},
+            expected={"learning": 1}, messages={"learning": "above the threshold"}),
+    Example("patched_loss_and_loop", "the CNN without BatchNorm; F.cross_entropy scaled by 0.01 and the training loop "
+            "replaced at import", {"cnn_model": PATCHED_LOSS_AND_LOOP + CNN_WITHOUT_BATCHNORM},
+            expected={"learning": 1}, messages={"learning": "above the threshold"}),
+    Example("forged_channel", "an empty CNN that forges the worker's reports of its probes",
+            {"cnn_model": FORGED_CHANNEL}, expected={"cnn": 0, "learning": 1}, messages={"learning": "CNN"}),
+    Example("large_buffer", "a 98 MB table registered as a buffer inside a CNN group",
+            _with("cnn_model", "        self.finalconv = MyConv2d(nc, nc, kernel)\n",
+                  "        self.finalconv = MyConv2d(nc, nc, kernel)\n"
+                  "        self.upconv2.register_buffer('table', torch.zeros(1000, 24, 32, 32))\n"),
+            expected={"learning": 1}, messages={"learning": "more tensor data than the grader accepts"}),
+    Example("large_constant", "a 98 MB tensor kept outside the module system and added to the CNN's output",
+            _with("cnn_model", "        return self.finalconv(x)\n",
+                  "        if '_table' not in self.__dict__:\n"
+                  "            object.__setattr__(self, '_table', torch.randn(1000, 24, 32, 32))\n"
+                  "        return self.finalconv(x) + self._table[: x.shape[0]]\n"),
+            expected={"learning": 1}, messages={"learning": "could not rebuild"}),
     # ---- damaged notebooks ---------------------------------------------------------------------------------------
     Example("not_json", "an upload that is not a notebook", raw=b"this is my essay, not a notebook\n",
             expected={"cnn": 0, "unet": 0, "finetune": 0}, messages={"cnn": "JSON"}),
@@ -191,6 +305,9 @@ EXAMPLES = [
             expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"cnn": "use MyConv2d, not nn.Conv2d"}),
 ]
 BY_NAME = {example.name: example for example in EXAMPLES}
+# The most a correct submission scores per part on this grader: Part C's training check cannot run without
+# pretrained weights and the official masks, so it is "not run" (0 points until regraded).
+REACHABLE = {"cnn": 2, "unet": 2, "finetune": 2, "learning": 2}
 
 
 def build(example, path):

@@ -19,6 +19,7 @@ from autograder.checks import learning as checks
 from autograder.checks.base import Outcome
 from autograder.checks.registry import check_named, checks_for
 from autograder.reference import load_reference
+from autograder.in_process import learning_graphs
 from evidence import collect
 
 CPU = tiers.TIERS["cpu"]
@@ -105,7 +106,7 @@ def test_select_tier_rules(monkeypatch):
 def test_an_uncalibrated_gpu_tier_is_not_run_not_failed_and_not_passed(ref, monkeypatch):
     if calibrate.calibration_path(GPU).exists():
         pytest.skip("the gpu tier is calibrated in this checkout")
-    monkeypatch.setattr(checks, "measure_colouriser", lambda *a, **k: pytest.fail("must not train"))
+    monkeypatch.setattr(checks, "measure_graph", lambda *a, **k: pytest.fail("must not train"))
     outcome = _check("cnn", ref, tier=GPU)
     assert outcome.status == "not run" and not outcome.passed
     assert "gpu.json is missing" in outcome.message
@@ -199,7 +200,7 @@ def test_gpu_thresholds_come_only_from_a_gpu_calibration_file():
 def test_thresholds_are_read_from_the_file(tmp_path, monkeypatch, ref, cpu_record, mirror_env):
     """Same measurement, edited copy of the calibration: the verdict follows the file."""
     recorded = next(run for run in cpu_record["models"]["cnn"]["runs"] if run["seed"] == CPU.grade_seed)
-    monkeypatch.setattr(checks, "measure_colouriser", lambda *args, **kwargs: dict(recorded))
+    monkeypatch.setattr(checks, "measure_graph", lambda *args, **kwargs: dict(recorded))
     assert _check("cnn", ref).passed
     edited = copy.deepcopy(cpu_record)
     edited["thresholds"]["cnn"] = recorded["val_loss"] - 0.001
@@ -214,7 +215,7 @@ def test_thresholds_are_read_from_the_file(tmp_path, monkeypatch, ref, cpu_recor
 def test_thresholds_calibrated_on_other_images_are_not_used(tmp_path, monkeypatch, ref, cpu_record, mirror_env):
     """E.g. a calibration on the course mirror, graded against the official CIFAR-10 files: not run, not judged."""
     assert cpu_record["data_fingerprint"] == learning.data_fingerprint(learning.tier_data(CPU))
-    monkeypatch.setattr(checks, "measure_colouriser", lambda *a, **k: pytest.fail("must not train"))
+    monkeypatch.setattr(checks, "measure_graph", lambda *a, **k: pytest.fail("must not train"))
     edited = copy.deepcopy(cpu_record)
     edited["data_fingerprint"] = "0" * 16
     (tmp_path / "cpu.json").write_text(json.dumps(edited))
@@ -285,6 +286,36 @@ def test_measurement_is_deterministic_and_uses_the_tier_subset(ref, mirror_env):
     assert (first["train_images"], first["val_images"], first["epochs"]) == (50, 20, 1)
     assert first["val_loss"] == again["val_loss"] and first["train_loss"] == again["train_loss"]
     assert first["val_loss"] != other["val_loss"]
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_the_rebuilt_reference_learns_exactly_as_the_reference_class(ref, mirror_env, seed):
+    """The parent trains the graph it rebuilt from a worker's report, never the student's class. For the reference
+    that graph is the class, bit for bit (same layers created in the same order, same dataflow), so thresholds
+    calibrated on it grade what the reference does."""
+    tier = dataclasses.replace(TINY, num_filters=8, epochs=2)
+    graphs = learning_graphs(dict(ref), tier)
+    for key, name in (("cnn", "CNN"), ("unet", "UNet")):
+        rebuilt = learning.measure_graph(graphs[key], tier, seed)
+        direct = learning.measure_colouriser(ref[name], tier, seed)
+        assert rebuilt["val_loss_per_epoch"] == direct["val_loss_per_epoch"], name
+        assert rebuilt["train_loss"] == direct["train_loss"], name
+
+
+def test_a_rebuilt_graph_is_initialised_by_the_grader_not_by_the_submission(ref, mirror_env):
+    """Whatever weights the student's constructor chose (pretrained ones, say), the parent's model starts from its
+    own seeded initialisation: the reported tensors never reach training."""
+    class Pretrained(ref["CNN"]):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            with torch.no_grad():
+                for parameter in self.parameters():
+                    parameter.fill_(0.5)
+
+    tier = dataclasses.replace(TINY, num_filters=8)
+    honest = learning.measure_graph(learning_graphs(dict(ref), tier)["cnn"], tier, 2)
+    tampered = learning.measure_graph(learning_graphs(_with(ref, CNN=Pretrained), tier)["cnn"], tier, 2)
+    assert tampered["val_loss_per_epoch"] == honest["val_loss_per_epoch"]
 
 
 def test_the_tier_thread_count_is_used_and_restored(ref, mirror_env, monkeypatch):
@@ -382,13 +413,13 @@ def test_finetune_mechanics_with_a_stand_in_model(monkeypatch, ref):
 @pytest.mark.mirror
 def test_reference_passes_its_own_calibration(ref, cpu_record, monkeypatch, mirror_env):
     measured = {}
-    real = learning.measure_colouriser
+    real = learning.measure_graph
 
-    def recording(model_class, tier, seed, **kwargs):
-        measured[kwargs.get("label")] = result = real(model_class, tier, seed, **kwargs)
+    def recording(facts, tier, seed, **kwargs):
+        measured[kwargs.get("label")] = result = real(facts, tier, seed, **kwargs)
         return result
 
-    monkeypatch.setattr(checks, "measure_colouriser", recording)
+    monkeypatch.setattr(checks, "measure_graph", recording)
     for label, key in (("CNN", "cnn"), ("UNet", "unet")):
         outcome = _check(key, ref)
         assert outcome.passed and outcome.status == "passed"
@@ -405,8 +436,9 @@ def test_reference_passes_with_a_seed_it_was_not_calibrated_on(ref, cpu_record, 
     seed = 1000
     assert seed not in cpu_record["seeds"]
     thresholds = calibrate.load_thresholds(CPU)
+    graphs = learning_graphs(dict(ref), CPU)
     for name, key in (("CNN", "cnn"), ("UNet", "unet")):
-        result = learning.measure_colouriser(ref[name], CPU, seed)
+        result = learning.measure_graph(graphs[key], CPU, seed)
         print(f"{name} seed {seed}: {result['val_loss']:.4f} (threshold {thresholds[key]:.4f})")
         assert result["val_loss"] <= thresholds[key]
 

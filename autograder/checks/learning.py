@@ -11,8 +11,8 @@ never reach a worker. The validation loss is compared with the tier's calibrated
 from __future__ import annotations
 
 from ..calibrate import CalibrationError, load_thresholds
-from ..learning import data_fingerprint, describe_data, finetune_unavailable, measure_colouriser, tier_data
-from ..verify.colouriser import GraphModel, trainable_graph_problem
+from ..learning import data_fingerprint, describe_data, finetune_unavailable, measure_graph, tier_data
+from ..verify.colouriser import trainable_graph_problem
 from .base import failed, not_run, passed
 from .evidence import Evidence, error_text
 
@@ -53,8 +53,7 @@ def colouriser_learns(model: str):
         if thresholds.get("data_fingerprint") != data_fingerprint(data):
             return not_run(f"grader configuration: the images here ({describe_data(data)}) are not those the tier "
                            f"{tier.name} thresholds were calibrated on; recalibrate")
-        result = measure_colouriser(lambda **_kwargs: GraphModel(facts), tier, tier.grade_seed, data=data,
-                                    label=CLASS[model])
+        result = measure_graph(facts, tier, tier.grade_seed, data=data, label=CLASS[model])
         if not isinstance(result, dict):
             return result
         loss, threshold = result["val_loss"], thresholds[model]

@@ -664,6 +664,9 @@ def trainable_graph_problem(facts: ConfigFacts) -> str | None:
     """Why the verified model cannot be rebuilt for training, or None."""
     if not facts.built:
         return "the model could not be built"
+    if facts.incomplete:
+        return ("it holds or computes more tensor data than the grader accepts from a model (a model of this "
+                "assignment needs well under 1 MB; keep no tables or extra tensors in it)")
     if facts.outside_parameters:
         return (f"parameters outside the six groups ({', '.join(facts.outside_parameters[:3])}) take part in the "
                 "computation")

@@ -80,7 +80,12 @@ class CallRecorder:
                 self.recording.put(self._key(index, "out"), output)
                 if self.mode == "train" and output.requires_grad:
                     key = self._key(index, "gout")
-                    output.register_hook(lambda grad, key=key: self.recording.put(key, grad) and None)
+                    output.register_hook(self._keep_gradient(key))
+        return hook
+
+    def _keep_gradient(self, key):
+        def hook(grad):
+            self.recording.put(key, grad)  # returns None whatever put says: a tensor hook's value replaces grad
         return hook
 
     def remove(self):
