@@ -3,6 +3,7 @@
     python -m autograder grade SUBMISSION.ipynb [--json results.json] [--parts cnn,unet,...] [--tier cpu|gpu|auto]
     python -m autograder batch SUBMITTED_DIR [--out results/] [--tier ...]
     python -m autograder calibrate --tier cpu|gpu|auto [--seeds 0,1,2,3,4]
+    python -m autograder package gradescope --out autograder.zip [--parts ...] [--tier ...] [results options]
     python -m autograder config             every setting with its default and meaning
 
 Exit codes: 0 grading finished (whatever the score; a submission that cannot be read gets 0 points, not an error),
@@ -76,6 +77,15 @@ def cmd_batch(args):
     return 1 if failed else 0
 
 
+def cmd_package(args):
+    from .package import gradescope as package
+
+    info = package.build(args.out, _config(args))
+    print(f"Gradescope autograder package written to {info['path']} ({info['bytes'] / 1024:.0f} KiB, "
+          f"{info['files']} files); upload it as the assignment's autograder (zip file, Ubuntu base image)")
+    return 0
+
+
 def isolation_line() -> str:
     """One line for the instructor: can this machine start a worker sandbox (bubblewrap)?"""
     from .sandbox.view import ViewError, check_available
@@ -111,6 +121,13 @@ def main(argv=None):
     batch.add_argument("--tier", choices=["cpu", "gpu", "auto"])
     _results_options(batch)
     batch.set_defaults(func=cmd_batch)
+    package = sub.add_parser("package", help="write an autograder package for a grading platform")
+    package.add_argument("platform", choices=["gradescope"])
+    package.add_argument("--out", default="autograder.zip", help="the zip to write")
+    package.add_argument("--parts", help="comma-separated parts the package grades (default: all)")
+    package.add_argument("--tier", choices=["cpu", "gpu", "auto"], help="training-check tier")
+    _results_options(package)
+    package.set_defaults(func=cmd_package)
     sub.add_parser("calibrate", help="train the reference over seeds and write the thresholds (see calibrate --help)")
     config = sub.add_parser("config", help="list every setting with its default")
     config.set_defaults(func=cmd_config)

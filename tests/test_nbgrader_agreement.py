@@ -47,5 +47,6 @@ def test_nbgrader_autograde_and_cli_agree(name, tmp_path):
     report = grade_notebook(notebook, GraderConfig(parts=tuple(PARTS)))
     cli = {part: report.part_score(part) for part in PARTS}
     autograded = {part: grades[cell] for part, cell in PARTS.items()}
-    assert autograded == cli, {"nbgrader": autograded, "cli": cli}
-    assert cli == {part: BY_NAME[name].expected[part] for part in PARTS}
+    failing = {r.name: r.message for r in report.results if r.status != "passed"}
+    assert autograded == cli, {"nbgrader": autograded, "cli": cli, "failing in the cli": failing}
+    assert cli == {part: BY_NAME[name].expected[part] for part in PARTS}, failing
