@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import feedback
 from . import submission as sub
-from .checks.evidence import Evidence
+from .checks.evidence import Evidence, stop_words
 from .checks.registry import checks_for
 from .config import GraderConfig
 from .execution import execute
@@ -57,9 +57,8 @@ def _cell_notes(program, execution) -> list:
             elif status == "timeout":
                 notes.append(f"{label} did not finish within {step['limit']:g} s and was interrupted")
         elif result.outcome in ("timeout", "memory", "crashed", "processes"):
-            from .checks.evidence import OUTCOME_WORDS
-
-            notes.append(f"{label} {OUTCOME_WORDS[result.outcome]}; the grader restarted the notebook without it")
+            notes.append(f"{label} {stop_words(result.outcome, step, program)}; the grader restarted the notebook "
+                         "without it")
         elif result.outcome == "not reached":
             notes.append(f"{label} was not run: earlier cells stopped the notebook too often")
     return notes
@@ -68,9 +67,8 @@ def _cell_notes(program, execution) -> list:
 def _gate_failure(program, execution, part: str) -> str | None:
     result = execution.result(program.gates.get(part))
     if result.outcome != "done":
-        from .checks.evidence import OUTCOME_WORDS
-
-        return f"the visible tests of this part {OUTCOME_WORDS.get(result.outcome, 'could not be run')}"
+        step = program.step(program.gates.get(part, ""))
+        return f"the visible tests of this part {stop_words(result.outcome, step, program)}"
     status = result.facts.get("status")
     if status == "ok":
         return None

@@ -30,6 +30,7 @@ class Program:
     gates: dict = dataclasses.field(default_factory=dict)   # part -> gate step id
     probes: dict = dataclasses.field(default_factory=dict)  # probe name -> probe step id
     answer_steps: dict = dataclasses.field(default_factory=dict)  # answer grade_id -> step id
+    memory_bytes: int = 0                                    # a worker's memory limit, to name it to a student
 
     def step(self, step_id: str) -> dict | None:
         return next((s for s in self.steps if s["id"] == step_id), None)
@@ -68,7 +69,7 @@ def _with_restored_cells(submission, master_cells, notes):
 def build_program(submission, master_cells, part_names, secrets, tier, config, available_probes=None) -> Program:
     """The steps for grading ``part_names`` of ``submission``. ``available_probes``: probe names that can run on
     this grader (a probe needing pretrained weights is left out when they are absent); None = all."""
-    program = Program()
+    program = Program(memory_bytes=config.memory_bytes)
     graded = [parts_module.part(name) for name in part_names]
     last_test_cell = max((list(master_cells).index(p.test_cell) for p in graded), default=-1)
     for grade_id, problem in submission.problems.items():

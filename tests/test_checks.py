@@ -8,7 +8,7 @@ import torch
 
 from autograder.checks.registry import CHECKS, check_named, checks_for
 from autograder.execution import StepResult
-from autograder.probes import Secrets
+from autograder.probes import PROBES, Secrets
 from evidence import collect, decide_part, failing, PART_PROBES
 from flawed_sources import EXPECTED_FAILURES, FLAWED, PART_OF_CELL, VARIANTS
 from reference_solution import build_namespace, reference_source
@@ -148,7 +148,9 @@ def test_unreported_probe_says_what_happened():
                                                                  progress={"config": 3, "stage": "train"})
     outcome = check_named("cnn_layers").decide(evidence)
     assert not outcome.passed
-    assert "did not finish within its time limit" in outcome.message and "configuration 4" in outcome.message
+    limit = PROBES["cnn_structure"].step_seconds
+    assert f"did not finish within its time limit of {limit:g} s" in outcome.message
+    assert "configuration 4" in outcome.message
 
 
 def test_missing_class_fails_with_a_sentence():

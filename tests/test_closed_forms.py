@@ -100,7 +100,17 @@ def test_output_shape_rejects_sizes_two_poolings_cannot_restore(h, w):
         cf.unet_output_shape(1, 3, 8, 24, 1, h, w)
 
 
-def test_a_wrong_formula_would_be_caught(ref):
-    """The comparison has teeth: an off-by-one formula (forgetting finalconv's bias) disagrees with the model."""
-    model = build(ref, "CNN", 3, 4, 5, 1)
-    assert trainable(model) != cf.cnn_parameter_count(3, 4, 5, 1) - 5
+def test_a_count_off_by_the_final_bias_fails_the_parameter_check():
+    """The comparison has teeth: a CNN whose finalconv bias is frozen has exactly the closed form minus NC trainable
+    parameters, and the grader's parameter-count check (the code that compares with the closed form) fails it."""
+    from evidence import decide_part, failing
+    from reference_solution import reference_source
+
+    source = reference_source("cnn_model").replace(
+        "        self.finalconv = MyConv2d(nc, nc, kernel)\n",
+        "        self.finalconv = MyConv2d(nc, nc, kernel)\n        self.finalconv.bias.requires_grad_(False)\n", 1)
+    model = build(build_namespace({"cnn_model": source}), "CNN", 3, 4, 5, 1)
+    assert trainable(model) == cf.cnn_parameter_count(3, 4, 5, 1) - 5
+    outcomes = decide_part(build_namespace({"cnn_model": source}), "cnn")
+    assert "cnn_parameter_counts" in failing(outcomes)
+    assert "trainable parameters; the architecture has" in outcomes["cnn_parameter_counts"].message

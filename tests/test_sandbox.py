@@ -94,7 +94,8 @@ def test_infinite_loop_times_out_and_leaves_no_process():
     elapsed = time.monotonic() - start
     assert result.status == "timeout"
     assert "time limit" in result.message
-    assert 1.5 <= elapsed < 1.5 + 1.5
+    # not stopped early; stopped at all (the loops never end), with room for a loaded machine
+    assert 1.5 <= elapsed < 1.5 + 10
     pids = printed_pids(result)
     assert len(pids) == 3
     assert_nothing_left(result, mark)
@@ -104,7 +105,7 @@ def test_cpu_limit_stops_a_busy_loop():
     result = run_source("while True: pass", cpu_seconds=1, wall_seconds=20)
     assert result.status == "timeout"
     assert "CPU" in result.message
-    assert result.wall_seconds < 8
+    assert result.wall_seconds < 15  # far below the 20 s wall limit: the CPU limit stopped it
 
 
 # ---------------------------------------------------------------- exiting on purpose

@@ -19,6 +19,15 @@ OUTCOME_WORDS = {"timeout": "did not finish within its time limit", "memory": "r
                  "skipped": "could not be run"}
 
 
+def stop_words(outcome: str, step: dict | None = None, program: Program | None = None) -> str:
+    """How a step that did not report was stopped, in words a student can act on (the limit it hit, by name)."""
+    if outcome == "timeout" and step and step.get("limit"):
+        return f"did not finish within its time limit of {float(step['limit']):g} s"
+    if outcome == "memory" and program is not None and program.memory_bytes:
+        return f"ran out of memory (a worker may use {program.memory_bytes / 2**30:g} GiB)"
+    return OUTCOME_WORDS.get(outcome, "could not be run")
+
+
 class Evidence:
     def __init__(self, program: Program, execution: Execution, secrets, tier):
         self.program, self.execution, self.secrets, self.tier = program, execution, secrets, tier
@@ -44,7 +53,8 @@ class Evidence:
             where += f", {stage})" if stage else ")"
         elif STAGES.get(progress.get("stage")):
             where = f" (in {STAGES[progress['stage']]})"
-        return f"{what} {OUTCOME_WORDS.get(result.outcome, 'could not be run')} while the grader examined it{where}"
+        step = self.program.step(self.program.probes.get(probe_name, ""))
+        return f"{what} {stop_words(result.outcome, step, self.program)} while the grader examined it{where}"
 
     def configs(self, probe_name: str) -> list[ConfigFacts]:
         """Verified facts for every configuration the probe asked for (one that was not reported has an error)."""
