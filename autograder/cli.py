@@ -1,7 +1,7 @@
 """Command line of the grader.
 
     python -m autograder grade SUBMISSION.ipynb [--json results.json] [--parts cnn,unet,...] [--tier cpu|gpu|auto]
-    python -m autograder batch SUBMITTED_DIR [--out results/] [--tier ...]
+    python -m autograder batch SUBMITTED_DIR [--out results/] [--tier ...] [--jobs N] [--regrade] [--student ID,...]
     python -m autograder calibrate --tier cpu|gpu|auto [--seeds 0,1,2,3,4]
     python -m autograder package gradescope --out autograder.zip [--parts ...] [--tier ...] [results options]
     python -m autograder config             every setting with its default and meaning
@@ -67,11 +67,19 @@ def cmd_batch(args):
     if not Path(args.submitted).is_dir():
         print(f"no such folder: {args.submitted}", file=sys.stderr)
         return 2
-    rows = grade_tree(args.submitted, args.out, _config(args))
-    for student, report in rows:
-        print(f"{student}: {report.score:g} / {report.max_score:g}{'  (' + report.fatal + ')' if report.fatal else ''}")
-    print(f"{len(rows)} submissions graded; results in {args.out}/ (one JSON per student, grades.csv)")
-    failed = [student for student, report in rows if report.grader_errors]
+    students = [s.strip() for s in args.student.split(",") if s.strip()] if args.student else None
+    try:
+        rows = grade_tree(args.submitted, args.out, _config(args), jobs=args.jobs, regrade=args.regrade,
+                          students=students)
+    except ValueError as exc:  # an unknown --student
+        print(f"usage error: {exc}", file=sys.stderr)
+        return 2
+    for student, record in rows:
+        print(f"{student}: {record.score:g} / {record.max_score:g}{'  (' + record.fatal + ')' if record.fatal else ''}")
+    not_run = sum(1 for _student, record in rows if record.not_run)
+    print(f"{len(rows)} submissions; results in {args.out}/ (one JSON per student, grades.csv)"
+          + (f"; {not_run} with checks that could not run here (status 'not run' in grades.csv)" if not_run else ""))
+    failed = [student for student, record in rows if record.grader_errors]
     if failed:
         print(f"grader errors (regrade these): {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
@@ -119,6 +127,10 @@ def main(argv=None):
     batch.add_argument("--out", default="results", help="folder for <student>.json and grades.csv")
     batch.add_argument("--parts")
     batch.add_argument("--tier", choices=["cpu", "gpu", "auto"])
+    batch.add_argument("--jobs", type=int, help="grades at a time (default: the cores over each grade's threads, "
+                                                "as memory allows)")
+    batch.add_argument("--regrade", action="store_true", help="grade again students already graded and current")
+    batch.add_argument("--student", help="comma-separated student ids to grade (default: everyone)")
     _results_options(batch)
     batch.set_defaults(func=cmd_batch)
     package = sub.add_parser("package", help="write an autograder package for a grading platform")

@@ -1,4 +1,4 @@
-"""Reports: results.json (``gradescope.py``) with the instructor log beside it, a terminal summary, a CSV.
+"""Reports: results.json (``gradescope.py``) with the instructor log beside it, a terminal summary, the class CSV.
 
 ``results.json`` is student-visible: every text in it is bounded and path-scrubbed (``feedback.py``) and the whole
 file stays under ``gradescope.MAX_RESULTS_BYTES`` whatever the submission printed or raised. Everything an
@@ -76,14 +76,23 @@ def summary_text(report, show_logs=False):
     return "\n".join(lines)
 
 
-def write_csv(rows, path):
-    """rows: list of (student_id, report). One column per check, plus total and max."""
+def record_status(record) -> str:
+    """One word for the class table: grader error (regrade), not run (some checks, to regrade elsewhere), graded."""
+    if record.grader_errors:
+        return "grader error"
+    if record.not_run:
+        return "not run"
+    return "graded"
+
+
+def write_csv(records, path):
+    """records: batch.Record per student. One column per check, plus total, max, status and what could not run."""
     names = []
-    for _student, report in rows:
-        names += [r.name for r in report.results if r.name not in names]
+    for record in records:
+        names += [name for name in record.checks if name not in names]
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student", "score", "max_score", "fatal", *names])
-        for student, report in rows:
-            by_name = {r.name: r.score for r in report.results}
-            writer.writerow([student, report.score, report.max_score, report.fatal, *[by_name.get(n, "") for n in names]])
+        writer.writerow(["student", "score", "max_score", "status", "not_run", "fatal", *names])
+        for record in records:
+            writer.writerow([record.student, record.score, record.max_score, record_status(record),
+                             " ".join(record.not_run), record.fatal, *[record.checks.get(n, "") for n in names]])

@@ -1,0 +1,149 @@
+"""Grading a class: resumable (nothing lost, nothing graded twice), consistent tables, a parallel pool that gives
+the scores each submission gets alone."""
+import csv
+import json
+
+import pytest
+
+from autograder import batch
+from autograder import grade as grade_module
+from autograder.config import GraderConfig
+from autograder.grade import grade_notebook
+from autograder.report import CheckResult, GradeReport, PartReport
+from tests.corpus import BY_NAME, build
+
+
+def _class(tmp_path, students):
+    submitted = tmp_path / "submitted"
+    for student, text in students.items():
+        folder = submitted / student / "a2-cnn"
+        folder.mkdir(parents=True)
+        (folder / "a2-cnn.ipynb").write_text(text)
+    return submitted
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """grade_notebook replaced by one that scores the notebook's text (a number) and counts its calls."""
+    calls = []
+
+    def fake(path, config=None, **_kwargs):
+        calls.append(path.parent.parent.name)
+        text = path.read_text() if path.is_file() else ""
+        if text == "grader bug":
+            report = GradeReport(submission=str(path))
+            report.parts.append(PartReport("cnn", grader_error="boom", results=[
+                CheckResult("cnn_layers", "cnn", "layers", 0.0, 2.0, "not run", "regrade")]))
+            return report
+        score = float(text) if text else 0.0
+        report = GradeReport(submission=str(path), parts=[PartReport("cnn", results=[
+            CheckResult("cnn_layers", "cnn", "layers", score, 2.0, "passed" if score > 0 else "failed", "m"),
+            CheckResult("finetune_learns", "learning", "Part C", 0.0, 1.0, "not run", "no weights")])])
+        return report
+
+    monkeypatch.setattr(grade_module, "grade_notebook", fake)
+    return calls
+
+
+def _table(out):
+    with open(out / "grades.csv", newline="") as handle:
+        return {row["student"]: row for row in csv.DictReader(handle)}
+
+
+def test_a_rerun_grades_only_what_changed_and_the_table_always_has_everyone(tmp_path, counted):
+    submitted = _class(tmp_path, {"alice": "2", "bob": "1", "carol": "0"})
+    out = tmp_path / "results"
+    rows = dict(batch.grade_tree(submitted, out, GraderConfig(), progress=False, jobs=1))
+    assert sorted(counted) == ["alice", "bob", "carol"] and rows["bob"].score == 1.0
+    counted.clear()
+    batch.grade_tree(submitted, out, GraderConfig(), progress=False, jobs=1)
+    assert counted == []  # nothing graded twice
+    (submitted / "bob" / "a2-cnn" / "a2-cnn.ipynb").write_text("2")  # a resubmission
+    rows = dict(batch.grade_tree(submitted, out, GraderConfig(), progress=False, jobs=1))
+    assert counted == ["bob"] and rows["bob"].score == 2.0
+    table = _table(out)
+    assert {s: float(r["score"]) for s, r in table.items()} == {"alice": 2.0, "bob": 2.0, "carol": 0.0}
+    assert table["alice"]["status"] == "not run" and table["alice"]["not_run"] == "finetune_learns"
+    # other settings are another grade
+    counted.clear()
+    batch.grade_tree(submitted, out, GraderConfig(visibility="hidden"), progress=False, jobs=1)
+    assert sorted(counted) == ["alice", "bob", "carol"]
+    assert not list(out.rglob("*.tmp-*"))
+
+
+def test_regrade_and_student_selection(tmp_path, counted):
+    submitted = _class(tmp_path, {"alice": "2", "bob": "1"})
+    out = tmp_path / "results"
+    batch.grade_tree(submitted, out, GraderConfig(), progress=False, jobs=1)
+    counted.clear()
+    rows = batch.grade_tree(submitted, out, GraderConfig(), progress=False, jobs=1, regrade=True, students=["bob"])
+    assert counted == ["bob"] and [s for s, _ in rows] == ["bob"]
+    assert set(_table(out)) == {"alice", "bob"}  # the table still lists the students not selected
+    with pytest.raises(ValueError, match="dave"):
+        batch.grade_tree(submitted, out, GraderConfig(), progress=False, jobs=1, students=["dave"])
+
+
+def test_a_grader_error_is_never_recorded_as_a_grade_so_the_next_run_retries_it(tmp_path, counted):
+    submitted = _class(tmp_path, {"alice": "grader bug"})
+    out = tmp_path / "results"
+    rows = dict(batch.grade_tree(submitted, out, GraderConfig(), progress=False, jobs=1))
+    assert rows["alice"].grader_errors and _table(out)["alice"]["status"] == "grader error"
+    assert batch.load_record(out, "alice") is None
+    counted.clear()
+    batch.grade_tree(submitted, out, GraderConfig(), progress=False, jobs=1)
+    assert counted == ["alice"]
+
+
+def test_a_killed_run_loses_only_the_grade_in_flight(tmp_path, counted, monkeypatch):
+    submitted = _class(tmp_path, {"alice": "2", "bob": "1", "carol": "0"})
+    out = tmp_path / "results"
+    real = grade_module.grade_notebook
+
+    def dies_on_bob(path, config=None, **kwargs):
+        if path.parent.parent.name == "bob":
+            raise KeyboardInterrupt  # the driver killed mid-grade
+        return real(path, config, **kwargs)
+
+    monkeypatch.setattr(grade_module, "grade_notebook", dies_on_bob)
+    with pytest.raises(KeyboardInterrupt):
+        batch.grade_tree(submitted, out, GraderConfig(), progress=False, jobs=1)
+    assert batch.load_record(out, "alice") is not None and batch.load_record(out, "bob") is None
+    monkeypatch.setattr(grade_module, "grade_notebook", real)
+    counted.clear()
+    rows = dict(batch.grade_tree(submitted, out, GraderConfig(), progress=False, jobs=1))
+    assert sorted(counted) == ["bob", "carol"] and rows["bob"].score == 1.0
+    results = json.loads((out / "bob.json").read_text())
+    assert results["score"] == 1.0
+
+
+def test_the_key_follows_the_notebook_and_the_settings(tmp_path):
+    notebook = tmp_path / "a.ipynb"
+    notebook.write_text("1")
+    key = batch.submission_key(notebook, GraderConfig())
+    assert key == batch.submission_key(notebook, GraderConfig())
+    assert key != batch.submission_key(notebook, GraderConfig(tier="gpu"))
+    notebook.write_text("2")
+    assert key != batch.submission_key(notebook, GraderConfig())
+    assert batch.submission_key(tmp_path / "missing.ipynb", GraderConfig())
+
+
+def test_the_default_pool_uses_the_cores_each_grade_leaves():
+    cores = batch.default_jobs(GraderConfig(threads=1))
+    assert cores >= 1
+    assert batch.default_jobs(GraderConfig(threads=10**6)) == 1
+
+
+@pytest.mark.slow
+def test_the_pool_gives_every_submission_the_score_it_gets_alone(tmp_path):
+    submitted = tmp_path / "submitted"
+    examples = {"alice": "missing_relu", "bob": "reference", "carol": "uses_nn_conv2d", "dave": "not_json"}
+    for student, example in examples.items():
+        folder = submitted / student / "a2-cnn"
+        folder.mkdir(parents=True)
+        build(BY_NAME[example], folder / "a2-cnn.ipynb")
+    config = GraderConfig(parts=("cnn",))
+    rows = dict(batch.grade_tree(submitted, tmp_path / "results", config, progress=False, jobs=2))
+    for student in examples:
+        alone = grade_notebook(submitted / student / "a2-cnn" / "a2-cnn.ipynb", config)
+        assert rows[student].checks == {r.name: r.score for r in alone.results}, student
+    assert {s: r.score for s, r in rows.items()} == {"alice": 1.5, "bob": 2.0, "carol": 0.0, "dave": 0.0}
