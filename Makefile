@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup release check-release solutions solutions-fast test palette grade
+.PHONY: setup release check-release solutions solutions-fast test palette
 setup:           ; bash scripts/setup-env.sh
 release:         ; $(PY) -m coursetools release
 check-release:   ; $(PY) -m coursetools release --check

@@ -70,8 +70,28 @@ def test_order_free_off_the_grid(pixels, order):
     np.testing.assert_array_equal(compute_palette(shuffled, k=3), compute_palette(pixels, k=3))
 
 
+def _textbook_update(points, weights, labels, centres):
+    """Weighted mean of each cluster, written independently of the module; an empty cluster moves to the point
+    worst served by the old centres (highest weight x squared distance; the first such point on ties), each
+    point taken at most once."""
+    new = centres.copy()
+    served = [weights[i] * float(((points[i] - centres[labels[i]]) ** 2).sum()) for i in range(len(points))]
+    for j in range(len(centres)):
+        members = [i for i in range(len(points)) if labels[i] == j]
+        if members:
+            mass = sum(weights[i] for i in members)
+            new[j] = sum(weights[i] * points[i] for i in members) / mass
+    for j in range(len(centres)):
+        if not any(labels[i] == j for i in range(len(points))):
+            worst = max(range(len(points)), key=lambda i: (served[i], -i))
+            new[j] = points[worst]
+            served[worst] = 0.0
+    return new
+
+
 def plain_lloyd(points, weights, k, seed):
-    """Reference: k-means++ start, then textbook Lloyd iterations until no assignment changes."""
+    """Reference: the module's k-means++ start (the seeding is not what is compared), then textbook Lloyd
+    iterations, written here, until no assignment changes."""
     centres = pal._kmeans_pp(points, weights, k, np.random.default_rng(seed))
     previous = None
     while True:
@@ -80,13 +100,14 @@ def plain_lloyd(points, weights, k, seed):
         if previous is not None and np.array_equal(labels, previous):
             return centres, labels
         previous = labels
-        centres = pal._update_centres(points, weights, labels, centres)
+        centres = _textbook_update(points, weights, labels, centres)
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_accelerated_kmeans_equals_plain_lloyd(seed):
     rng = np.random.default_rng(seed)
-    raw = rng.integers(0, 256, size=(1500, 3)) / 256.0 if seed % 2 else rng.random((1500, 3)) ** 3
+    # few distinct colours (so that weights differ) or continuous ones
+    raw = rng.integers(0, 10, size=(1500, 3)) / 10.0 if seed % 2 else rng.random((1500, 3)) ** 3
     points, weights = pal.unique_colours(raw)
     k = [1, 2, 5, 8, 12, 16][seed]
     centres, labels, distortion, _ = pal.kmeans(points, weights, k, seed=seed)
@@ -95,6 +116,17 @@ def test_accelerated_kmeans_equals_plain_lloyd(seed):
     np.testing.assert_allclose(centres, ref_centres, rtol=0, atol=1e-12)
     expected = np.sum(weights * np.linalg.norm(points - ref_centres[ref_labels], axis=1)) / weights.sum()
     assert distortion == pytest.approx(expected, rel=1e-12)
+
+
+def test_an_empty_cluster_moves_to_the_worst_served_point():
+    rng = np.random.default_rng(7)
+    points, weights = pal.unique_colours(rng.integers(0, 6, size=(400, 3)) / 6.0)
+    centres = points[:4].copy()
+    labels = np.zeros(len(points), dtype=np.int64)  # clusters 1..3 empty
+    labels[::2] = 1
+    got = pal._update_centres(points, weights, labels, centres)
+    np.testing.assert_allclose(got, _textbook_update(points, weights, labels, centres), rtol=0, atol=1e-12)
+    assert not np.array_equal(got[2], got[3])  # each empty cluster takes its own point
 
 
 def test_keeps_the_best_of_several_runs():
