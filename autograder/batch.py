@@ -26,8 +26,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .config import GRADER_ROOT, GraderConfig
-from .results import instructor_log_text, settings_of, write_csv
-from . import gradescope
+from .results import settings_of, write_atomic, write_csv, write_json
 
 NOTEBOOK = "a2-cnn.ipynb"
 STATE_DIR = ".state"
@@ -94,12 +93,6 @@ def default_jobs(config: GraderConfig) -> int:
     return int(min(by_cores, by_memory))
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def state_path(out_dir: Path, student: str) -> Path:
     return out_dir / STATE_DIR / f"{student}.json"
 
@@ -116,14 +109,13 @@ def grade_one(student: str, notebook: Path, out_dir: Path, config: GraderConfig,
     from .grade import grade_notebook
 
     report = grade_notebook(notebook, config)
-    _write_atomic(out_dir / f"{student}.json", gradescope.results_text(report, **settings_of(config)))
-    _write_atomic(out_dir / f"{student}.instructor.log", instructor_log_text(report))
+    write_json(report, out_dir / f"{student}.json", **settings_of(config))  # and <student>.instructor.log
     record = Record(student=student, key=key, score=report.score, max_score=report.max_score,
                     fatal=report.fatal or "", grader_errors=list(report.grader_errors),
                     checks={r.name: r.score for r in report.results},
                     not_run=[r.name for r in report.results if r.status == "not run"], seconds=report.seconds)
     if not record.grader_errors:  # a grader error is regraded on the next run
-        _write_atomic(state_path(out_dir, student), json.dumps(dataclasses.asdict(record), indent=1))
+        write_atomic(state_path(out_dir, student), json.dumps(dataclasses.asdict(record), indent=1))
     return record
 
 
@@ -138,12 +130,13 @@ def grade_tree(submitted_dir, out_dir, config=None, assignment="a2-cnn", progres
     config = config or GraderConfig()
     out_dir = Path(out_dir)
     (out_dir / STATE_DIR).mkdir(parents=True, exist_ok=True)
-    submissions = find_submissions(submitted_dir, assignment)
+    everyone = find_submissions(submitted_dir, assignment)
+    submissions = everyone
     if students:
-        unknown = sorted(set(students) - set(submissions))
+        unknown = sorted(set(students) - set(everyone))
         if unknown:
             raise ValueError(f"no submission folder for {', '.join(unknown)}")
-        submissions = {s: p for s, p in submissions.items() if s in set(students)}
+        submissions = {s: p for s, p in everyone.items() if s in set(students)}
     records, todo = {}, {}
     for student, notebook in submissions.items():
         key = submission_key(notebook, config)
@@ -179,8 +172,8 @@ def grade_tree(submitted_dir, out_dir, config=None, assignment="a2-cnn", progres
                     bar.update()
     bar.close()
     # the table holds every student with a record, this run's or an earlier one's
-    table = {s: r for s, r in records.items()}
-    for student in find_submissions(submitted_dir, assignment):
+    table = dict(records)
+    for student in everyone:
         if student not in table:
             previous = load_record(out_dir, student)
             if previous is not None:

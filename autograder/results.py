@@ -6,6 +6,7 @@ instructor may need besides (what the code printed, sandbox messages with traceb
 instructor log.
 """
 import csv
+import os
 from pathlib import Path
 
 from . import feedback, gradescope
@@ -14,10 +15,18 @@ MAX_LOG_BYTES = 4 * 1024 * 1024  # the instructor log of one submission
 LOG_LINE_CHARS = 256 * 1024      # one entry of that log (a part's output, a traceback)
 
 
+def write_atomic(path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader (or a rerun after a kill) sees the old file or the new one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def write_json(report, path, **settings):
     """Write Gradescope's results.json (``gradescope.py``; ``settings``: visibility, check_visibility,
-    not_run_policy) and, beside it, the instructor log (``instructor_log_path``)."""
-    Path(path).write_text(gradescope.results_text(report, **settings), encoding="utf-8")
+    not_run_policy) and, beside it, the instructor log (``instructor_log_path``), each atomically."""
+    write_atomic(path, gradescope.results_text(report, **settings))
     write_instructor_log(report, instructor_log_path(path))
 
 
@@ -55,7 +64,7 @@ def instructor_log_text(report):
 
 
 def write_instructor_log(report, path):
-    Path(path).write_text(instructor_log_text(report), encoding="utf-8")
+    write_atomic(path, instructor_log_text(report))
 
 
 _MARK = {"passed": "PASS", "failed": "FAIL", "not run": "SKIP"}

@@ -107,13 +107,15 @@ def lock_down(source_dir: Path, shown: list[Path]) -> None:
 
 def prepare() -> int:
     from ..cli import isolation_line
+    from ..sandbox.view import ViewError, check_available
     from ..tiers import TierError, select_tier
 
     config = load_config()
     lock_down(GRADER_DIR.parent, shown_to_workers(config))
-    line = isolation_line()
-    print(line)
-    if "UNAVAILABLE" in line:
+    print(isolation_line())
+    try:
+        check_available()  # cached: the line above already tried it
+    except ViewError:
         return 1
     if "learning" not in config.parts:
         print("training checks not graded by this package: no data needed")
