@@ -103,9 +103,8 @@ def test_select_tier_rules(monkeypatch):
     assert tiers.select_tier("cpu") is CPU  # the cpu tier can still be asked for on a GPU machine
 
 
-def test_an_uncalibrated_gpu_tier_is_not_run_not_failed_and_not_passed(ref, monkeypatch):
-    if calibrate.calibration_path(GPU).exists():
-        pytest.skip("the gpu tier is calibrated in this checkout")
+def test_an_uncalibrated_gpu_tier_is_not_run_not_failed_and_not_passed(ref, monkeypatch, tmp_path):
+    monkeypatch.setenv(calibrate.CALIBRATION_ENV, str(tmp_path))  # a checkout without gpu.json
     monkeypatch.setattr(checks, "measure_graph", lambda *a, **k: pytest.fail("must not train"))
     outcome = _check("cnn", ref, tier=GPU)
     assert outcome.status == "not run" and not outcome.passed
@@ -187,14 +186,21 @@ def test_missing_and_stale_calibrations_are_refused(tmp_path, monkeypatch, ref):
     assert outcome.status == "not run" and "stale" in outcome.message
 
 
-def test_gpu_thresholds_come_only_from_a_gpu_calibration_file():
-    path = calibrate.calibration_path(GPU)
-    if not path.exists():  # not calibrated yet: the gpu runner's workflow does it; nothing is made up meanwhile
-        with pytest.raises(calibrate.CalibrationError, match="gpu.json is missing"):
-            calibrate.load_thresholds(GPU)
-    else:
-        record = calibrate.load_calibration(GPU)
-        assert record["device"]["gpu_model"], "a gpu calibration must name its GPU"
+def test_the_committed_gpu_calibration_is_the_handout_settings_on_a_gpu(mirror_env):
+    """The gpu tier grades with a calibration made on a GPU at the handout's settings, from at least 5 seeds, on the
+    data this checkout reads and the reference the master holds now."""
+    record = calibrate.load_calibration(GPU)
+    assert record["status"] == "calibrated" and len(record["seeds"]) >= calibrate.MIN_SEEDS
+    assert record["device"]["torch_device"].startswith("cuda") and record["device"]["gpu_model"]
+    assert record["settings"]["epochs"] == 25 and record["settings"]["batch_size"] == 100
+    assert record["settings"]["train_images"] == 5000 and record["settings"]["num_filters"] == 32
+    assert record["data_fingerprint"] == learning.data_fingerprint(learning.tier_data(GPU))
+    assert record["reference_fingerprint"] == calibrate.reference_fingerprint()
+    thresholds = calibrate.load_thresholds(GPU)
+    for name in ("cnn", "unet"):
+        losses = [run["val_loss"] for run in record["models"][name]["runs"]]
+        assert max(losses) < thresholds[name] == pytest.approx(calibrate.threshold_from(losses)["threshold"])
+    assert thresholds["finetune"] is None and "weights" in thresholds["finetune_reason"]
 
 
 def test_thresholds_are_read_from_the_file(tmp_path, monkeypatch, ref, cpu_record, mirror_env):
@@ -335,6 +341,59 @@ def test_calibrate_end_to_end_on_a_tiny_tier(tmp_path, mirror_env):
     assert [r["seed"] for r in record["models"]["unet"]["runs"]] == [0, 1]
     with pytest.raises(ValueError, match="at least 5"):
         calibrate.calibrate(TINY, seeds=[0, 1], out=False)
+
+
+def test_an_interrupted_calibration_resumes_and_equals_an_uninterrupted_one(tmp_path, mirror_env, monkeypatch):
+    """The file is written after every seed; a rerun measures only the missing seeds, and the result is the one an
+    uninterrupted run gives. A partial file never grades."""
+    whole = calibrate.calibrate(TINY, seeds=[0, 1, 2], out=tmp_path / "whole.json", min_seeds=3, log=None)
+
+    out = tmp_path / "cpu.json"
+    real, measured = learning.measure_graph, []
+
+    def stopped_during_the_second_seed(facts, tier, seed, **kwargs):
+        if seed == 1 and kwargs.get("label") == "reference UNet":
+            raise KeyboardInterrupt  # the session ended mid-seed
+        measured.append(seed)
+        return real(facts, tier, seed, **kwargs)
+
+    monkeypatch.setattr(learning, "measure_graph", stopped_during_the_second_seed)
+    with pytest.raises(KeyboardInterrupt):
+        calibrate.calibrate(TINY, seeds=[0, 1, 2], out=out, min_seeds=3, log=None)
+    partial = json.loads(out.read_text())
+    assert partial["status"] == "partial" and partial["seeds"] == [0]
+    assert partial["thresholds"]["cnn"] is None
+    monkeypatch.setenv(calibrate.CALIBRATION_ENV, str(tmp_path))
+    with pytest.raises(calibrate.CalibrationError, match="1 of the 3 seeds"):
+        calibrate.load_thresholds(TINY)
+
+    measured.clear()
+    monkeypatch.setattr(learning, "measure_graph", lambda *a, **k: (measured.append(a[2]), real(*a, **k))[1])
+    resumed = calibrate.calibrate(TINY, seeds=[0, 1, 2], out=out, min_seeds=3, log=None)
+    # seed 0 kept; seed 1's CNN was measured before the stop but not the UNet: a seed counts only when complete,
+    # so both colourisers of seeds 1 and 2 are measured, then the rerun of seed 0
+    assert measured.count(0) == 2 and measured.count(1) == 2 and measured.count(2) == 2
+    assert resumed["status"] == "calibrated" and resumed["seeds"] == [0, 1, 2]
+    assert resumed["thresholds"] == whole["thresholds"]
+    assert [r["val_loss"] for r in resumed["models"]["unet"]["runs"]] == \
+        [r["val_loss"] for r in whole["models"]["unet"]["runs"]]
+    assert calibrate.load_thresholds(TINY)["cnn"] == whole["thresholds"]["cnn"]
+
+    # nothing left to measure: a third run measures nothing
+    measured.clear()
+    again = calibrate.calibrate(TINY, seeds=[0, 1, 2], out=out, min_seeds=3, log=None)
+    assert measured == [] and again["thresholds"] == whole["thresholds"]
+
+
+def test_calibration_starts_over_when_what_it_measured_changed(tmp_path, mirror_env):
+    """Seeds measured under other tier settings are never pooled with new ones."""
+    out = tmp_path / "cpu.json"
+    calibrate.calibrate(TINY, seeds=[0, 1], out=out, min_seeds=2, log=None, rerun=False)
+    other = dataclasses.replace(TINY, learn_rate=2e-3)
+    logged = []
+    record = calibrate.calibrate(other, seeds=[0, 1], out=out, min_seeds=2, log=logged.append, rerun=False)
+    assert any("starting over" in line and "other tier settings" in line for line in logged)
+    assert record["settings"]["learn_rate"] == 2e-3 and record["seeds"] == [0, 1]
 
 
 # ----------------------------------------------------------------------------------------------- Part C
