@@ -13,11 +13,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import nbformat
 import torch
 from nbclient.exceptions import CellExecutionError
 
 from . import MASTER_NOTEBOOK, RELEASE_DIR, REPO_ROOT, SOLUTIONS_DIR, SOURCE_DIR
-from .execute import execute_notebook
+from .execute import execute_notebook, section_seconds
 from .release import generate_release, release_differences
 from .run_env import solution_env
 
@@ -53,7 +54,9 @@ def cmd_solve(args):
     info = {
         "mode": args.mode, "status": status, "seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "torch": torch.__version__, "cuda": torch.cuda.is_available(), "machine": platform.platform(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "cpus": __import__("os").cpu_count(), "environment": env, "notes": notes,
+        "seconds_per_section": section_seconds(nbformat.read(out_path, as_version=4)) if out_path.is_file() else {},
     }
     (out_dir / "run-info.json").write_text(json.dumps(info, indent=2) + "\n")
     print(f"{status}: {seconds:.0f} s; executed notebook: {out_path}; run details: {out_dir / 'run-info.json'}")

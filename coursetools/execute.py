@@ -30,3 +30,27 @@ def execute_notebook(notebook, out_path, cwd, env_overrides=None, timeout=1800):
         Path(out_path).parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, out_path)
     return time.perf_counter() - started
+
+
+def _stamp(value):
+    import datetime
+
+    return datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def section_seconds(nb):
+    """``{section: seconds}`` of an executed notebook: each code cell's run time (nbclient's timing metadata)
+    added to the last ``## `` heading above it ("setup" before the first)."""
+    sections, current = {}, "setup"
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("## "):
+                    current = line[3:].strip()
+            continue
+        timing = cell.get("metadata", {}).get("execution", {})
+        start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+        if cell.cell_type == "code" and start and end:
+            seconds = (_stamp(end) - _stamp(start)).total_seconds()
+            sections[current] = round(sections.get(current, 0.0) + seconds, 1)
+    return sections
