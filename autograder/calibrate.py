@@ -109,9 +109,9 @@ def calibration_path(tier, directory=None):
 
 # ---------------------------------------------------------------------------------------------- calibrate
 def reference_fingerprint(notebook=MASTER_NOTEBOOK):
-    """SHA-256 (16 hex digits) of the master's setup and reference cells: seeds measured on another reference
+    """SHA-256 (16 hex digits) of the master's reference solution cells: seeds measured on another reference
     cannot be pooled with new ones."""
-    sources = cell_sources(notebook, ("setup_imports", *REFERENCE_CELLS))
+    sources = cell_sources(notebook, REFERENCE_CELLS)
     digest = hashlib.sha256()
     for grade_id, source in sources.items():
         digest.update(f"{grade_id}\0{source}\0".encode())

@@ -56,6 +56,9 @@ def test_fallback_is_not_pretrained_and_says_why(isolated_hub):
     assert f"no pretrained DeepLabV3 weights found in {isolated_hub}" in info.reason
     assert "results are meaningless" in info.reason and "A2_OFFLINE=1" in info.reason
     assert "NOT pretrained" in info.summary()
+    notice = info.notice()  # what the notebook prints before fine-tuning
+    assert notice.startswith("WARNING: no COCO-pretrained weights") and "RANDOM weights" in notice
+    assert str(isolated_hub) in notice and "TORCH_HOME" in notice and "mean nothing" in notice
     with torch.no_grad():  # one tiny forward pass
         assert model(torch.randn(1, 3, 64, 64))["out"].shape == (1, 21, 64, 64)
 
@@ -136,3 +139,8 @@ def test_describe_trainable_after_freezing():
     model.requires_grad_(False)
     model.classifier[4] = nn.Conv2d(256, 2, kernel_size=1)
     assert deeplab.describe_trainable(model) == ["classifier.4.weight", "classifier.4.bias"]
+
+
+def test_a_pretrained_model_is_announced_in_one_line():
+    info = deeplab.LoadInfo(True, "DeepLabV3-ResNet101", "W", "/some/file.pth")
+    assert info.notice() == info.summary() and "WARNING" not in info.notice()

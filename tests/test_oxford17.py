@@ -230,3 +230,36 @@ def test_official_mode_on_the_mirror_explains_missing_trimaps(mirror_dir):
         pytest.skip("this mirror has the trimaps")
     with pytest.raises(oxford17.MissingOfficialDataError, match="trimaps"):
         oxford17.FlowerSegmentation("val", mask_source="official", root=root)
+
+
+# ------------------------------------------------------------------------------------ the notebook's loader
+def test_load_flowers_says_what_is_missing_instead_of_raising(tmp_path, monkeypatch):
+    """Photos without trimaps (the usual laptop): one message naming the trimaps, where they go and the demo
+    switch; no exception reaches the notebook."""
+    make_root(tmp_path / "data" / "oxford17", with_trimaps=None, with_splits=False)
+    monkeypatch.setenv("A2_DATA_DIR", str(tmp_path / "data"))
+    said = []
+    assert oxford17.load_flowers(size=8, say=said.append) is None
+    assert len(said) == 1
+    message = said[0]
+    assert "trimaps" in message and oxford17.TRIMAPS_URL in message and "A2_OXFORD17_MASKS=synthetic-demo" in message
+    assert str(tmp_path / "data" / "oxford17" / "trimaps" / "image_0001.png") in message
+    assert "cells below are skipped" in message
+
+
+def test_load_flowers_without_photos_names_the_photos(tmp_path, monkeypatch):
+    monkeypatch.setenv("A2_DATA_DIR", str(tmp_path / "empty"))
+    said = []
+    assert oxford17.load_flowers(size=8, say=said.append) is None
+    assert "Oxford-17 photos" in said[0] and oxford17.IMAGES_URL in said[0]
+
+
+def test_load_flowers_gives_both_splits_when_the_data_is_there(tmp_path, monkeypatch):
+    make_root(tmp_path / "data" / "oxford17")
+    monkeypatch.setenv("A2_DATA_DIR", str(tmp_path / "data"))
+    said = []
+    train, val = oxford17.load_flowers(size=8, limits=(2, None), say=said.append)
+    assert said == [] and len(train) == 2 and train.split == "train" and val.split == "val"
+    monkeypatch.setenv("A2_OXFORD17_MASKS", "synthetic-demo")
+    train, _ = oxford17.load_flowers(size=8, say=said.append)
+    assert train.mask_source == "synthetic-demo"

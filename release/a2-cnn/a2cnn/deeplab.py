@@ -62,6 +62,16 @@ class LoadInfo:
             return f"{line} ({self.reason})" if self.reason else line
         return f"{self.architecture}: NOT pretrained (random initialisation) -- {self.reason}"
 
+    def notice(self):
+        """What a student should know before fine-tuning: one line when pretrained, else a plain warning."""
+        if self.pretrained:
+            return self.summary()
+        return (f"WARNING: no COCO-pretrained weights were found, so {self.architecture} starts from RANDOM weights "
+                "and the loss, IoU and pictures below mean nothing (they only show that the code runs). To fine-tune "
+                f"the real network, put the weights file in {checkpoint_dir()} (or set TORCH_HOME to a folder whose "
+                "hub/checkpoints holds it, or allow the download by leaving A2_OFFLINE unset) and run this cell "
+                f"again. Details: {self.reason}")
+
 
 def _order(prefer):
     if prefer not in ARCHITECTURES:

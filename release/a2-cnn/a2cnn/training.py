@@ -57,6 +57,49 @@ class History:
         )
 
 
+class ModelOutputError(ValueError):
+    """A model whose output cannot be trained as a colourizer; the message says in words what is wrong."""
+
+    def _render_traceback_(self):
+        # IPython and Jupyter show this instead of a traceback: the sentence is the whole story
+        return [f"{type(self).__name__}: {self}"]
+
+
+def output_problem(model, data, device=None):
+    """None when ``model`` maps two validation pictures to (2, colours, H, W) logits, else a sentence saying what
+    came out, what was expected and which layers usually cause it. Runs in eval mode without gradients (no random
+    numbers are drawn, no BatchNorm statistics change); the model's own errors propagate."""
+    device = device or settings.device()
+    x = _as_tensor(data.x_test[:2], torch.float32, device)
+    colours = len(data.palette)
+    expected = (len(x), colours, *x.shape[2:])
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x)
+    finally:
+        model.train(was_training)
+    if not isinstance(out, torch.Tensor):
+        return (f"the model returns {type(out).__name__}, not a tensor of logits: forward() should return the "
+                f"output of finalconv, of shape (N, {colours}, H, W)")
+    got = tuple(out.shape)
+    if got == expected:
+        return None
+    said = f"the model's output has shape {got} for input {tuple(x.shape)}; expected {expected}"
+    if len(got) != 4:
+        return f"{said}: forward() should return (N, colours, H, W) logits, without flattening or squeezing"
+    if got[1] != colours:
+        return (f"{said}: {got[1]} channels instead of one per colour ({colours}); this usually comes from the "
+                "last layer (finalconv) or from num_colours not being passed to it")
+    if got[2:] != expected[2:]:
+        direction = "smaller" if got[2] * got[3] < expected[2] * expected[3] else "larger"
+        return (f"{said}: the picture comes out {got[2]}x{got[3]} instead of {expected[2]}x{expected[3]} "
+                f"({direction}); this usually comes from the up-sampling groups (upconv1, upconv2) not undoing the "
+                "max-pooling of downconv1 and downconv2, or from a convolution without padding")
+    return f"{said}: the batch dimension changed; forward() should keep one output per input picture"
+
+
 def seed_everything(seed, deterministic=True):
     random.seed(seed)
     np.random.seed(seed)
@@ -104,12 +147,16 @@ def predict(model, x, batch_size=100, device=None):
 def train_colourizer(model, data, config=None, device=None, progress=True, log=print):
     """Train ``model`` on ``data`` (a ColourData) with Adam and cross-entropy; return its History.
 
-    Validation runs after every epoch on the test split, in eval mode.
+    The model's output shape is checked on two pictures first (:class:`ModelOutputError`, one sentence, when it is
+    wrong). Validation runs after every epoch on the test split, in eval mode.
     """
     config = config or TrainConfig.for_mode()
     device = device or settings.device()
-    seed_everything(config.seed, config.deterministic)
     model = model.to(device)
+    problem = output_problem(model, data, device)  # before seeding: it changes nothing a run depends on
+    if problem:
+        raise ModelOutputError(f"{problem}. Nothing was trained.")
+    seed_everything(config.seed, config.deterministic)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learn_rate)
     x_train = _as_tensor(data.x_train, torch.float32, device)
     y_train = _as_tensor(data.y_train, torch.long, device)

@@ -326,3 +326,16 @@ class FlowerSegmentation(Dataset):
         mask = Image.fromarray(mask).resize(size, Image.NEAREST)
         image = torch.from_numpy(np.asarray(photo, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
         return normalise(image), torch.from_numpy(np.asarray(mask, dtype=np.int64).copy())
+
+
+# ------------------------------------------------------------------------------------- for the notebook
+def load_flowers(size=224, limits=(None, None), mask_source=None, say=print):
+    """``(train, val)`` datasets for Part C, or None when the photos or masks are missing: then ``say`` gets one
+    paragraph saying what is missing, where to put it and what the notebook does instead (no traceback)."""
+    try:
+        return (FlowerSegmentation("train", size=size, mask_source=mask_source, limit=limits[0]),
+                FlowerSegmentation("val", size=size, mask_source=mask_source, limit=limits[1]))
+    except DataUnavailableError as exc:
+        say(f"Part C cannot load its data. {exc}\nThe Part C cells below are skipped until the data is there "
+            "(restart the kernel after adding it or setting the variable).")
+        return None

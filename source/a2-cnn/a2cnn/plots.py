@@ -1,4 +1,4 @@
-"""Figures for the notebook: training curves, colourization grids, segmentation grids."""
+"""Figures for the notebook: training curves, validation losses of several runs, colourization and segmentation grids."""
 import matplotlib
 
 if matplotlib.get_backend().lower() not in {"module://matplotlib_inline.backend_inline", "inline"}:
@@ -27,6 +27,20 @@ def plot_training_curve(history, path=None, title=None):
     ax_acc.set_ylabel("validation pixel accuracy (%)")
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def plot_validation_losses(histories, path=None, title=None):
+    """One figure: validation loss per epoch of several runs, ``histories`` = {label: History}."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for label, history in histories.items():
+        ax.plot(np.arange(1, len(history.val_loss) + 1), history.val_loss, "o-", label=str(label))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation cross-entropy per pixel")
+    ax.legend()
+    if title:
+        ax.set_title(title)
     fig.tight_layout()
     return _finish(fig, path)
 
