@@ -309,6 +309,35 @@ def _record(state, runs, finetune_reason, determinism):
     }
 
 
+# ------------------------------------------------------------------------------------------------- verify
+def verify(tier, seeds=None, device=None, log=print, directory=None, data=None):
+    """Train the reference here with ``seeds`` (default: the tier's grade seed) and check that each result falls
+    inside the committed calibration's band: ``[min - margin, threshold]`` of the recorded losses. A machine whose
+    reference lands outside would grade with thresholds that do not describe it: recalibrate there first.
+
+    Returns ``{"ok": bool, "runs": [{"model", "seed", "val_loss", "low", "high", "inside"}]}``."""
+    record = load_calibration(tier, directory)
+    seeds = [int(s) for s in (seeds or [tier.grade_seed])]
+    device = torch.device(device or tier.device)
+    log = log or (lambda *_: None)
+    data = learning.tier_data(tier, data)
+    graphs = learning_graphs(dict(load_reference()), tier)
+    runs = []
+    for name in MODELS:
+        model = record["models"][name]
+        low, high = model["min"] - model["margin"], model["threshold"]
+        for seed in seeds:
+            result = learning.measure_graph(graphs[name], tier, seed, data=data, device=device, label=f"reference {name}")
+            if isinstance(result, Outcome):
+                raise RuntimeError(f"the reference {name} could not be measured (seed {seed}): {result.message}")
+            inside = low <= result["val_loss"] <= high
+            runs.append({"model": name, "seed": seed, "val_loss": result["val_loss"], "low": low, "high": high,
+                         "inside": inside})
+            log(f"[verify {tier.name}] seed {seed} {name}: val loss {result['val_loss']:.4f}, recorded band "
+                f"[{low:.4f}, {high:.4f}]: {'inside' if inside else 'OUTSIDE'}")
+    return {"ok": all(run["inside"] for run in runs), "runs": runs}
+
+
 # ------------------------------------------------------------------------------------------------ reading
 def load_calibration(tier, directory=None):
     """The calibration record of ``tier``; CalibrationError when missing, unreadable, foreign or stale."""
@@ -400,6 +429,9 @@ def main(argv=None):
                         help="print the reference's results per calibrated tier (mean ± sd over seeds) and stop")
     parser.add_argument("--update-readme", action="store_true",
                         help="rewrite README.md's table of the reference's results from the calibration files and stop")
+    parser.add_argument("--verify", action="store_true",
+                        help="train the reference here (--seeds, default the grade seed) and check it falls inside the "
+                             "committed calibration's band; exit 1 when it does not (recalibrate here first)")
     parser.add_argument("--restart", action="store_true",
                         help="measure every seed again instead of keeping those already in the file")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -415,8 +447,14 @@ def main(argv=None):
     try:
         tier = select_tier(args.tier)
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()] if args.seeds else None
+        if args.verify:
+            outcome = verify(tier, seeds=seeds)
+            print(f"tier {tier.name}: the reference here is {'inside' if outcome['ok'] else 'OUTSIDE'} the calibrated band"
+                  + ("" if outcome["ok"] else f"; recalibrate on this machine: python -m autograder calibrate "
+                                                f"--tier {tier.name} --restart"))
+            return 0 if outcome["ok"] else 1
         record = calibrate(tier, seeds=seeds, out=args.out, rerun=not args.no_rerun, resume=not args.restart)
-    except (TierError, ValueError) as exc:
+    except (TierError, ValueError, CalibrationError) as exc:
         print(f"calibrate: {exc}", file=sys.stderr)
         return 2
     print(summary(record))

@@ -4,8 +4,8 @@
 * Read-only cells run as the master has them, as nbgrader restores them: ``setup_imports`` runs (the imports, from
   the grader's pristine helper package); the other read-only code cells only load data sets, which a worker never
   sees, and do not run (a cell that uses their names gets a NameError, as reported in its note).
-* A read-only cell missing from the notebook is put back where the master has it; copies of a cell run as
-  ordinary cells (nbgrader strips the metadata of duplicates).
+* A read-only cell missing from the notebook is put back where the master has it, and one the student moved runs
+  in its master place; copies of a cell run as ordinary cells (nbgrader strips the metadata of duplicates).
 * Where a graded part's test cell is, the worker runs the part's visible tests (they gate the part, as in nbgrader)
   and then the part's probes. The program ends after the last graded part.
 
@@ -66,6 +66,48 @@ def _with_restored_cells(submission, master_cells, notes):
     return cells
 
 
+def _longest_ordered(ranks):
+    """Indices (into ``ranks``) of a longest strictly increasing subsequence: the cells that stayed in order."""
+    tails, tail_at, parent = [], [], [None] * len(ranks)
+    for i, r in enumerate(ranks):
+        lo, hi = 0, len(tails)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (mid + 1, hi) if tails[mid] < r else (lo, mid)
+        parent[i] = tail_at[lo - 1] if lo else None
+        tails[lo:lo + 1], tail_at[lo:lo + 1] = [r], [i]
+    kept, i = set(), tail_at[-1] if tail_at else None
+    while i is not None:
+        kept.add(i)
+        i = parent[i]
+    return kept
+
+
+def _locked_cells_in_place(cells, master_cells, notes):
+    """``cells`` with every read-only code cell that the student moved put back after the last code cell that
+    precedes it in the master, and the student told in one line per cell. The read-only cells that moved are those
+    outside the longest run of read-only cells still in the master's order. Answer cells are the student's to place:
+    a moved answer cell runs where it is, as nbgrader would run it, and is not blamed on the read-only cells."""
+    rank = {grade_id: i for i, grade_id in enumerate(master_cells) if master_cells[grade_id]["cell_type"] == "code"}
+    locked = {g for g in rank if _kind(master_cells, g) in ("locked", "tests")}
+    seen, positions = set(), []
+    for i, c in enumerate(cells):
+        if c.get("type") == "code" and c.get("grade_id") in locked and c["grade_id"] not in seen:
+            seen.add(c["grade_id"])
+            positions.append(i)
+    kept = _longest_ordered([rank[cells[i]["grade_id"]] for i in positions])
+    moved = [cells[i] for n, i in enumerate(positions) if n not in kept]
+    for cell in sorted(moved, key=lambda c: rank[c["grade_id"]]):
+        cells.remove(cell)
+        own = rank[cell["grade_id"]]
+        target = 1 + max((i for i, c in enumerate(cells) if c.get("type") == "code" and rank.get(c.get("grade_id"), own) < own),
+                         default=-1)
+        cells.insert(target, cell)
+        notes.append(f"The read-only cell '{cell['grade_id']}' was moved in your notebook; the grader ran it in its "
+                     "original place and graded the notebook normally.")
+    return cells
+
+
 def build_program(submission, master_cells, part_names, secrets, tier, config, available_probes=None) -> Program:
     """The steps for grading ``part_names`` of ``submission``. ``available_probes``: probe names that can run on
     this grader (a probe needing pretrained weights is left out when they are absent); None = all."""
@@ -82,7 +124,8 @@ def build_program(submission, master_cells, part_names, secrets, tier, config, a
                                  "stands; put the cell back, or restore its id, so that nbgrader finds your answer.")
             continue
         program.notes.append(problem)
-    cells = _with_restored_cells(submission, master_cells, program.notes)
+    cells = _locked_cells_in_place(_with_restored_cells(submission, master_cells, program.notes), master_cells,
+                                   program.notes)
     number = 0
     for cell in cells:
         if cell.get("type") != "code":

@@ -385,6 +385,23 @@ def test_an_interrupted_calibration_resumes_and_equals_an_uninterrupted_one(tmp_
     assert measured == [] and again["thresholds"] == whole["thresholds"]
 
 
+def test_verify_says_whether_this_machine_reproduces_the_calibrated_band(tmp_path, mirror_env):
+    """--verify on a GPU runner: the reference trained here must land inside the committed band."""
+    record = calibrate.calibrate(TINY, seeds=[0, 1], out=tmp_path / "cpu.json", min_seeds=2, log=None, rerun=False)
+    outcome = calibrate.verify(TINY, seeds=[0], directory=tmp_path, log=None)
+    assert outcome["ok"] and [r["model"] for r in outcome["runs"]] == ["cnn", "unet"]
+    assert outcome["runs"][0]["val_loss"] == record["models"]["cnn"]["runs"][0]["val_loss"]
+
+    elsewhere = copy.deepcopy(record)  # as if calibrated on a machine whose reference learns much better
+    for model in elsewhere["models"].values():
+        if model.get("threshold") is not None:
+            model["min"], model["margin"] = model["min"] / 2, 0.01
+            model["threshold"] = model["min"] + 0.05
+    (tmp_path / "cpu.json").write_text(json.dumps(elsewhere))
+    outcome = calibrate.verify(TINY, seeds=[0], directory=tmp_path, log=None)
+    assert not outcome["ok"] and not any(run["inside"] for run in outcome["runs"])
+
+
 def test_calibration_starts_over_when_what_it_measured_changed(tmp_path, mirror_env):
     """Seeds measured under other tier settings are never pooled with new ones."""
     out = tmp_path / "cpu.json"
