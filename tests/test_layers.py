@@ -60,3 +60,33 @@ def test_gradients_reach_the_weight_the_bias_and_the_input():
     x = torch.randn(2, 2, 5, 5, requires_grad=True)
     layer(x).square().sum().backward()
     assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in (layer.weight, layer.bias, x))
+
+
+def test_an_input_with_the_wrong_channels_is_named_in_a_sentence():
+    """A UNet whose forward forgets a skip: the layer says which it is, what it got and what to check."""
+    from a2cnn.layers import LayerInputError
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.upconv1 = torch.nn.Sequential(MyConv2d(32, 8, 3), torch.nn.ReLU())
+
+        def forward(self, x):
+            return self.upconv1(x)
+
+    with pytest.raises(LayerInputError) as caught:
+        Net()(torch.zeros(2, 16, 8, 8))
+    message = str(caught.value)
+    assert message.startswith("upconv1[0], a MyConv2d built for 32 input channels, was given 16 channels")
+    assert "(2, 16, 8, 8)" in message and "torch.cat" in message and "check what forward() passes to upconv1" in message
+    assert isinstance(caught.value, RuntimeError)  # what F.conv2d raised before, for code that catches it
+    # outside IPython there are no notebook cells to show: the sentence alone
+    assert caught.value._render_traceback_() == [f"LayerInputError: {message}"]
+    with pytest.raises(LayerInputError, match="4-dimensional"):
+        MyConv2d(3, 4, 3)(torch.zeros(8, 8))
+
+
+def test_an_unbatched_picture_still_convolves():
+    layer = MyConv2d(3, 4, 3)
+    x = torch.randn(3, 6, 6)
+    torch.testing.assert_close(layer(x), layer(x[None])[0])
