@@ -189,7 +189,7 @@ def measure_colouriser(model_class, tier, seed, data=None, device=None, label=No
             return failed(problem)
         started = time.perf_counter()
         try:
-            history = train_colourizer(model, data, config, device=device, progress=False, log=None)
+            history = train_colourizer(model, data, config, device=device, progress=False, log=None, cache=False)
         except Exception as exc:
             return failed(f"training {label} with the grader's loop failed: {short_error(exc)}")
         seconds = time.perf_counter() - started

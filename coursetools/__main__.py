@@ -20,7 +20,7 @@ from nbclient.exceptions import CellExecutionError
 from . import MASTER_NOTEBOOK, RELEASE_DIR, REPO_ROOT, SOLUTIONS_DIR, SOURCE_DIR
 from .execute import execute_notebook, section_seconds
 from .release import generate_release, release_differences
-from .run_env import solution_env
+from .run_env import run_cache_folder, solution_env
 
 
 def cmd_release(args):
@@ -42,6 +42,12 @@ def cmd_solve(args):
     out_dir = Path(args.out) if args.out else (SOLUTIONS_DIR if args.mode == "full" else REPO_ROOT / "runs" / "fast")
     out_path = out_dir / MASTER_NOTEBOOK.name
     env, notes = solution_env(args.mode)
+    cache = run_cache_folder(args.mode, args.cache, args.fresh)
+    if cache is not None:
+        env["A2_RUN_CACHE"] = str(cache)
+        kept = len(list(cache.glob("*.json")))
+        notes.append(f"resumable: finished training runs are kept in {cache} ({kept} kept from earlier runs are "
+                     "reused when they match exactly; --fresh starts over)")
     for note in notes:
         print(note)
     print(f"executing {MASTER_NOTEBOOK.relative_to(REPO_ROOT)} in {args.mode} mode ...", flush=True)
@@ -76,6 +82,9 @@ def main(argv=None):
     solve.add_argument("--mode", choices=["fast", "full"], default="fast", help="fast: subsets, 1 epoch; full: the handout's settings")
     solve.add_argument("--out", help="folder for the executed notebook (default: runs/fast or solutions/)")
     solve.add_argument("--cell-timeout", type=int, default=7200, help="seconds one cell may run")
+    solve.add_argument("--cache", help="folder that keeps finished training runs, so that a stopped run resumes "
+                                       "(default in full mode: $A2_CACHE_DIR/solve-full; 'none' turns it off)")
+    solve.add_argument("--fresh", action="store_true", help="forget the kept training runs and train everything again")
     solve.set_defaults(func=cmd_solve)
     args = parser.parse_args(argv)
     return args.func(args)

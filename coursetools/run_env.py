@@ -34,3 +34,24 @@ def solution_env(mode):
         env["A2_OXFORD17_MASKS"] = "synthetic-demo"
         notes.append("Oxford-17 trimaps absent from the mirror: Part C runs on SYNTHETIC DEMO MASKS (its figures mean nothing)")
     return env, notes
+
+
+def run_cache_folder(mode, requested=None, fresh=False):
+    """Where a solution run keeps its finished training runs (``A2_RUN_CACHE``), or None for none.
+
+    Full mode keeps them by default, outside the repository (``$A2_CACHE_DIR/solve-full``), so that a run stopped
+    by the end of a session resumes next time; fast mode only when ``requested``. ``fresh`` empties the folder."""
+    import shutil
+
+    if requested is not None and requested.strip().lower() == "none":
+        return None
+    if requested:
+        folder = Path(requested).expanduser()
+    elif mode == "full":
+        folder = Path(os.environ.get("A2_CACHE_DIR", Path.home() / ".cache" / "a2-cnn")).expanduser() / "solve-full"
+    else:
+        return None
+    if fresh and folder.is_dir():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import seg_metrics
+from . import run_cache, seg_metrics, settings
 
 __all__ = ["run_finetune_epochs", "evaluate", "predict"]
 
@@ -34,6 +34,10 @@ def run_finetune_epochs(model, train_loader, optimizer, epochs, device, progress
     device = torch.device(device)
     model.to(device)
     model.eval()
+    run_key = _run_key(model, train_loader, optimizer, epochs, device)
+    kept = run_cache.load(run_key, model)
+    if kept is not None:
+        return kept
     losses = []
     for epoch in range(epochs):
         total, count = 0.0, 0
@@ -54,7 +58,25 @@ def run_finetune_epochs(model, train_loader, optimizer, epochs, device, progress
         if count == 0:
             raise ValueError("train_loader yielded no batches")
         losses.append(total / count)
+    run_cache.save(run_key, model, losses, what=f"fine-tuning, {epochs} epoch(s): {losses}")
     return losses
+
+
+def _run_key(model, loader, optimizer, epochs, device):
+    """Key of a fine-tuning run for :mod:`a2cnn.run_cache`, or None when it cannot be described exactly (no cache
+    set, or a loader that is not a DataLoader over a FlowerSegmentation): then it always trains."""
+    dataset = getattr(loader, "dataset", None)
+    if settings.run_cache_dir() is None or not hasattr(dataset, "indices") or not hasattr(loader, "batch_size"):
+        return None
+    names = {id(p): n for n, p in model.named_parameters()}
+    learned = [[names.get(id(p), "?") for p in group["params"]] for group in optimizer.param_groups]
+    options = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+    generator = getattr(loader, "generator", None)
+    return run_cache.key("finetune", run_cache.model_state(model), type(optimizer).__name__, learned, options, epochs,
+                         device.type, [type(dataset).__name__, list(dataset.indices), getattr(dataset, "size", None),
+                                       getattr(dataset, "mask_source", None), loader.batch_size,
+                                       type(getattr(loader, "sampler", None)).__name__,
+                                       generator.get_state() if generator is not None else None])
 
 
 @torch.no_grad()

@@ -8,6 +8,7 @@
 | A2_DEVICE       | auto    | ``cpu``, ``cuda`` or ``auto`` (CUDA when available)                 |
 | A2_OFFLINE      | 0       | 1 = never try the network                                          |
 | A2_OXFORD17_MASKS | official | ``official`` (real trimaps) or ``synthetic-demo`` (made-up masks) |
+| A2_RUN_CACHE    | unset   | folder where finished training runs are kept so that a rerun of the notebook resumes (``a2cnn.run_cache``) |
 """
 import os
 from pathlib import Path
@@ -36,6 +37,12 @@ def data_dir():
 
 def cache_dir():
     return Path(os.environ.get("A2_CACHE_DIR", Path.home() / ".cache" / "a2-cnn")).expanduser()
+
+
+def run_cache_dir():
+    """The folder of finished training runs (A2_RUN_CACHE), or None: no run is kept or reused."""
+    value = os.environ.get("A2_RUN_CACHE", "").strip()
+    return Path(value).expanduser() if value else None
 
 
 def device():

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from . import settings
+from . import run_cache, settings
 
 
 @dataclass
@@ -144,11 +144,13 @@ def predict(model, x, batch_size=100, device=None):
     return torch.cat(out).numpy()
 
 
-def train_colourizer(model, data, config=None, device=None, progress=True, log=print):
+def train_colourizer(model, data, config=None, device=None, progress=True, log=print, cache=True):
     """Train ``model`` on ``data`` (a ColourData) with Adam and cross-entropy; return its History.
 
     The model's output shape is checked on two pictures first (:class:`ModelOutputError`, one sentence, when it is
-    wrong). Validation runs after every epoch on the test split, in eval mode.
+    wrong). Validation runs after every epoch on the test split, in eval mode. With ``A2_RUN_CACHE`` set (and
+    ``cache``), a run already finished with the same model, data, settings and device is not trained again: its
+    weights and History are loaded (:mod:`a2cnn.run_cache`).
     """
     config = config or TrainConfig.for_mode()
     device = device or settings.device()
@@ -156,6 +158,15 @@ def train_colourizer(model, data, config=None, device=None, progress=True, log=p
     problem = output_problem(model, data, device)  # before seeding: it changes nothing a run depends on
     if problem:
         raise ModelOutputError(f"{problem}. Nothing was trained.")
+    run_key = None
+    if cache and settings.run_cache_dir() is not None:
+        run_key = run_cache.key("colourizer", run_cache.model_state(model), asdict(config), str(torch.device(device).type),
+                                [data.x_train, data.y_train, data.x_test, data.y_test])
+        kept = run_cache.load(run_key, model)
+        if kept is not None:
+            if log:
+                log("resumed: this run finished earlier (A2_RUN_CACHE); its weights and history were loaded")
+            return History(**kept)
     seed_everything(config.seed, config.deterministic)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learn_rate)
     x_train = _as_tensor(data.x_train, torch.float32, device)
@@ -189,4 +200,5 @@ def train_colourizer(model, data, config=None, device=None, progress=True, log=p
                 f"val loss {val_loss:.4f}, val acc {100 * val_acc:.1f}%"
             )
     history.seconds = time.perf_counter() - started
+    run_cache.save(run_key, model, asdict(history), what=f"{type(model).__name__}: {history.summary()}")
     return history
