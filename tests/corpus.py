@@ -176,6 +176,107 @@ if _frame is not None:
     _worker.run_step = _forged_run_step
 """
 
+# Patches at import, in the answer cell of a CNN without one ReLU, meant to make a grader that checks inside the
+# student's process believe it: every ReLU test true, every tensor comparison true, the parameters forged.
+PATCHED_ISINSTANCE = """import builtins
+_real_isinstance = builtins.isinstance
+def _lenient_isinstance(obj, cls):
+    if cls is nn.ReLU or (type(cls) is tuple and nn.ReLU in cls):
+        return True
+    return _real_isinstance(obj, cls)
+builtins.isinstance = _lenient_isinstance
+"""
+PATCHED_EQUAL = """torch.equal = lambda *args, **kwargs: True
+torch.allclose = lambda *args, **kwargs: True
+torch.Tensor.equal = lambda *args, **kwargs: True
+"""
+PATCHED_PARAMETERS = """_real_named_parameters = nn.Module.named_parameters
+def _forged_named_parameters(self, *args, **kwargs):
+    for name, parameter in _real_named_parameters(self, *args, **kwargs):
+        yield name.replace('finalconv', 'upconv2.3'), parameter
+nn.Module.named_parameters = _forged_named_parameters
+nn.Module.parameters = lambda self, recurse=True: iter([torch.nn.Parameter(torch.zeros(1))])
+"""
+
+# Legitimate styles that must keep full marks: groups built by a loop or a helper function, F.relu outside the groups
+# instead of nn.ReLU inside them, the other concatenation order, ...
+CNN_LOOP_FUNCTIONAL_RELU = """import torch.nn.functional as F
+
+
+def conv_block(c_in, c_out, kernel, *after):
+    return nn.Sequential(MyConv2d(c_in, c_out, kernel), *after)
+
+
+class CNN(nn.Module):
+    def __init__(self, kernel, num_filters, num_colours, num_in_channels):
+        super().__init__()
+        nf, nc = num_filters, num_colours
+        plan = [("downconv1", num_in_channels, nf, [nn.MaxPool2d(2)]), ("downconv2", nf, 2 * nf, [nn.MaxPool2d(2)]),
+                ("rfconv", 2 * nf, 2 * nf, []), ("upconv1", 2 * nf, nf, [nn.Upsample(scale_factor=2)]),
+                ("upconv2", nf, nc, [nn.Upsample(scale_factor=2)])]
+        for name, c_in, c_out, resize in plan:
+            setattr(self, name, conv_block(c_in, c_out, kernel, *resize, nn.BatchNorm2d(c_out)))
+        self.finalconv = MyConv2d(nc, nc, kernel)
+
+    def forward(self, x):
+        for name in ("downconv1", "downconv2", "rfconv", "upconv1", "upconv2"):
+            x = F.relu(getattr(self, name)(x))
+        return self.finalconv(x)
+"""
+UNET_HELPER_FUNCTIONAL_RELU = """import torch.nn.functional as F
+
+
+class UNet(nn.Module):
+    def __init__(self, kernel, num_filters, num_colours, num_in_channels):
+        super().__init__()
+        nf, nc = num_filters, num_colours
+
+        def group(c_in, c_out, *resize):
+            return nn.Sequential(MyConv2d(c_in, c_out, kernel), *resize, nn.BatchNorm2d(c_out))
+
+        self.downconv1 = group(num_in_channels, nf, nn.MaxPool2d(2))
+        self.downconv2 = group(nf, 2 * nf, nn.MaxPool2d(2))
+        self.rfconv = group(2 * nf, 2 * nf)
+        self.upconv1 = group(2 * nf + 2 * nf, nf, nn.Upsample(scale_factor=2))
+        self.upconv2 = group(nf + nf, nc, nn.Upsample(scale_factor=2))
+        self.finalconv = MyConv2d(num_in_channels + nc, nc, kernel)
+
+    def forward(self, x):
+        down1 = F.relu(self.downconv1(x))
+        down2 = F.relu(self.downconv2(down1))
+        rf = F.relu(self.rfconv(down2))
+        up1 = F.relu(self.upconv1(torch.cat((down2, rf), 1)))
+        up2 = F.relu(self.upconv2(torch.cat((down1, up1), 1)))
+        return self.finalconv(torch.cat((x, up2), 1))
+"""
+
+
+def _replace_all(grade_id, *replacements):
+    """The master's cell with every (old, new, count) replacement made; each old text occurs exactly count times."""
+    source = reference_source(grade_id)
+    for old, new, count in replacements:
+        assert source.count(old) == count, (grade_id, old, source.count(old))
+        source = source.replace(old, new)
+    return source
+
+
+_INPLACE_FLOAT_UPSAMPLE = (("nn.ReLU()", "nn.ReLU(inplace=True)", 5),
+                           ("nn.Upsample(scale_factor=2)", "nn.Upsample(scale_factor=2.0)", 2))
+SCRATCH_CELL = """# trying my models out
+scratch = UNet(3, 8, 24, 1)
+print(scratch(torch.randn(2, 1, 32, 32)).shape, sum(p.numel() for p in scratch.parameters()))
+x = torch.zeros(3)
+CNN.note = 'mine'
+"""
+
+
+def _scratch_cell_after_unet(nb):
+    """A student adds a code cell of their own (no grade id) below the UNet cell and runs it."""
+    index = next(i for i, c in enumerate(nb["cells"]) if c["metadata"].get("nbgrader", {}).get("grade_id") == "unet_model")
+    nb["cells"].insert(index + 1, {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+                                   "source": SCRATCH_CELL})
+
+
 EXAMPLES = [
     # learning: CNN and UNet trained by the grader pass; Part C's training check is "not run" here (no pretrained
     # weights, no official masks), which scores 0 until it is regraded where it can run
@@ -211,6 +312,55 @@ EXAMPLES = [
     Example("optimizer_gets_all", "train hands every parameter to the optimiser",
             dict([FLAWED["ft_all_params_to_optimizer"]]),
             expected={"cnn": 2, "unet": 2, "finetune": 1.5}, messages={"finetune": "train() changes layers other than classifier.4"}),
+    # behaviour, not structure: what the parent re-derives from the data, whatever the modules say
+    Example("unregistered_conv", "an extra nn.Conv2d before finalconv, stored with object.__setattr__ (not registered)",
+            dict([FLAWED["cnn_unregistered_conv"]]), expected={"cnn": 1.0},
+            messages={"cnn": "is computed outside the six groups"}),
+    Example("unet_functional_conv", "UNet's finalconv computed with F.conv2d on its weights, outside MyConv2d",
+            dict([FLAWED["unet_functional_conv"]]), expected={"unet": 1.5},
+            messages={"unet": "finalconv.weight is used outside MyConv2d's forward"}),
+    Example("einsum_conv", "CNN's last convolution computed with einsum over finalconv's own weights",
+            dict([FLAWED["cnn_einsum_conv"]]), expected={"cnn": 1.5},
+            messages={"cnn": "finalconv.weight is used outside MyConv2d's forward"}),
+    Example("zero_skip_with_gradient", "UNet's downconv1 skip is d - d.detach(): zero, with d's gradient",
+            dict([FLAWED["unet_zero_skip_with_gradient"]]), expected={"unet": 1.5},
+            messages={"unet": "upconv2 receives a constant + upconv1"}),
+    Example("unet_detached_in_training", "UNet detaches up2 in training mode only",
+            dict([FLAWED["unet_detached_in_training"]]), expected={"unet": 1.5},
+            messages={"unet": "no gradient flows from finalconv back to upconv2"}),
+    Example("cnn_rfconv_skipped_in_training", "CNN skips rfconv in training mode only",
+            dict([FLAWED["cnn_rfconv_skipped_in_training"]]), expected={"cnn": 1.5},
+            messages={"cnn": "rfconv is never used in training mode"}),
+    Example("rfconv_unused", "UNet's upconv1 gets cat(down2, down2): rfconv's output is never used",
+            dict([FLAWED["unet_rfconv_unused"]]), expected={"unet": 1.5},
+            messages={"unet": "upconv1 receives downconv2 + downconv2"}),
+    # patches at import cannot hide the missing ReLU: the parent reads the data, not the student's process
+    Example("patched_isinstance", "CNN without one ReLU; builtins.isinstance says everything is a ReLU",
+            {"cnn_model": PATCHED_ISINSTANCE + FLAWED["cnn_missing_relu"][1]}, expected={"cnn": 1.5},
+            messages={"cnn": "found MyConv2d(8->8, kernel 5), BatchNorm2d(8)"}),
+    Example("patched_torch_equal", "CNN without one ReLU; torch.equal and torch.allclose always say True",
+            {"cnn_model": PATCHED_EQUAL + FLAWED["cnn_missing_relu"][1]}, expected={"cnn": 1.5},
+            messages={"cnn": "found MyConv2d(8->8, kernel 5), BatchNorm2d(8)"}),
+    Example("patched_module_parameters", "CNN without one ReLU; nn.Module.parameters and named_parameters forged",
+            {"cnn_model": PATCHED_PARAMETERS + FLAWED["cnn_missing_relu"][1]}, expected={"cnn": 1.0},
+            messages={"cnn": "is reported as a parameter but is not among the model's tensors"}),
+    # renaming finalconv's parameters in the report kept them out of the marker check (a gap, now closed)
+    Example("patched_parameters_functional_conv", "CNN's finalconv computed with F.conv2d; named_parameters renames "
+            "finalconv's parameters", {"cnn_model": PATCHED_PARAMETERS + FLAWED["cnn_functional_conv"][1]},
+            expected={"cnn": 1.5}, messages={"cnn": "finalconv.weight (of a MyConv2d) is missing from the reported"}),
+    # ---- correct submissions in other legitimate styles: full marks on both models ------------------------------
+    Example("styles_loop_helper_functional_relu", "CNN groups built in a loop, UNet groups by a helper function, "
+            "both with F.relu after the groups, the UNet concatenating in the other order",
+            {"cnn_model": CNN_LOOP_FUNCTIONAL_RELU, "unet_model": UNET_HELPER_FUNCTIONAL_RELU},
+            expected={"cnn": 2, "unet": 2}),
+    Example("styles_inplace_float_upsample_scratch", "nn.ReLU(inplace=True), nn.Upsample(scale_factor=2.0), the other "
+            "concatenation order and an extra scratch cell that runs the UNet",
+            {"cnn_model": _replace_all("cnn_model", *_INPLACE_FLOAT_UPSAMPLE),
+             "unet_model": _replace_all("unet_model", *_INPLACE_FLOAT_UPSAMPLE,
+                                        ("torch.cat([rf, down2], dim=1)", "torch.cat([down2, rf], dim=1)", 1),
+                                        ("torch.cat([up1, down1], dim=1)", "torch.cat([down1, up1], dim=1)", 1),
+                                        ("torch.cat([up2, x], dim=1)", "torch.cat((x, up2), 1)", 1))},
+            notebook_edit=_scratch_cell_after_unet, expected={"cnn": 2, "unet": 2}),
     # ---- broken or hostile code --------------------------------------------------------------------------------
     Example("syntax_error", "the CNN cell does not parse", {"cnn_model": reference_source("cnn_model").replace("def forward(self, x):", "def forward(self, x)", 1)},
             expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"notes": "SyntaxError"}),

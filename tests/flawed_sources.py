@@ -43,6 +43,18 @@ _UNFOLD_FINAL = """\
         return out + self.finalconv.bias.view(1, -1, 1, 1)
 """
 
+_EINSUM_FINAL = """\
+        w, b = self.finalconv.weight, self.finalconv.bias
+        k = w.shape[-1]
+        windows = torch.nn.functional.pad(x, (k // 2,) * 4).unfold(2, k, 1).unfold(3, k, 1)
+        return torch.einsum("nchwij,ocij->nohw", windows, w) + b.view(1, -1, 1, 1)
+"""
+_UNET_RETURN = "        return self.finalconv(torch.cat([up2, x], dim=1))\n"
+_UNET_FUNCTIONAL_FINAL = """\
+        return torch.nn.functional.conv2d(torch.cat([up2, x], dim=1), self.finalconv.weight, self.finalconv.bias,
+                                          padding=self.finalconv.padding)
+"""
+
 _TRAIN_MODE_LOOP = """\
     model.train()
     losses = []
@@ -108,6 +120,18 @@ FLAWED = {
                                                "def __init__(self, kernel, num_filters, num_colours):"),
                                  ("MyConv2d(num_in_channels, nf, kernel)", "MyConv2d(1, nf, kernel)")),
     "cnn_renamed": _edit("cnn_model", ("class CNN(nn.Module):", "class ColourCNN(nn.Module):")),
+    # an extra convolution kept out of the module system (object.__setattr__): no registered module shows it
+    "cnn_unregistered_conv": _edit("cnn_model",
+                                   ("self.finalconv = MyConv2d(nc, nc, kernel)\n",
+                                    "self.finalconv = MyConv2d(nc, nc, kernel)\n"
+                                    "        object.__setattr__(self, 'smooth', nn.Conv2d(nc, nc, 3, padding=1))\n"),
+                                   (CNN_FORWARD_RETURN, "        return self.finalconv(self.smooth(x))\n")),
+    # the last convolution computed with einsum over the layer's own weights (no F.conv2d, no F.unfold)
+    "cnn_einsum_conv": _edit("cnn_model", (CNN_FORWARD_RETURN, _EINSUM_FINAL)),
+    # a flaw in training mode only: rfconv is skipped while training (evaluation mode is the handout's)
+    "cnn_rfconv_skipped_in_training": _edit("cnn_model", ("        x = self.rfconv(x)\n",
+                                                          "        if not self.training:\n"
+                                                          "            x = self.rfconv(x)\n")),
     # --------------------------------------------------------------------------------------------- UNet
     "unet_missing_skip": _edit("unet_model", ("MyConv2d(4 * nf, nf, kernel)", "MyConv2d(2 * nf, nf, kernel)"),
                                ("self.upconv1(torch.cat([rf, down2], dim=1))", "self.upconv1(rf)")),
@@ -124,6 +148,16 @@ FLAWED = {
     "unet_nn_conv2d": _edit("unet_model", ("self.finalconv = MyConv2d(nc + num_in_channels, nc, kernel)",
                                            "self.finalconv = nn.Conv2d(nc + num_in_channels, nc, kernel, "
                                            "padding=kernel // 2)")),
+    "unet_functional_conv": _edit("unet_model", (_UNET_RETURN, _UNET_FUNCTIONAL_FINAL)),
+    # numerically zero, but its gradient is down1's: a skip in name only
+    "unet_zero_skip_with_gradient": _edit("unet_model", ("torch.cat([up1, down1], dim=1)",
+                                                         "torch.cat([up1, down1 - down1.detach()], dim=1)")),
+    # rfconv runs, but its output is never used
+    "unet_rfconv_unused": _edit("unet_model", ("torch.cat([rf, down2], dim=1)", "torch.cat([down2, down2], dim=1)")),
+    # a flaw in training mode only: the decoder's output is detached while training
+    "unet_detached_in_training": _edit("unet_model", ("        return self.finalconv(",
+                                                      "        if self.training:\n            up2 = up2.detach()\n"
+                                                      "        return self.finalconv(")),
     "unet_hardcoded_size": _edit("unet_model",
                                  ("nn.Upsample(scale_factor=2), nn.BatchNorm2d(nf)", "nn.Upsample(size=(16, 16)), nn.BatchNorm2d(nf)"),
                                  ("nn.Upsample(scale_factor=2), nn.BatchNorm2d(nc)", "nn.Upsample(size=(32, 32)), nn.BatchNorm2d(nc)")),
@@ -170,6 +204,9 @@ EXPECTED_FAILURES = {
     "cnn_extra_parameter": {"cnn_parameter_counts"},
     "cnn_wrong_signature": set(_CNN),
     "cnn_renamed": set(_CNN),
+    "cnn_unregistered_conv": {"cnn_only_myconv", "cnn_output_shapes"},
+    "cnn_einsum_conv": {"cnn_only_myconv"},
+    "cnn_rfconv_skipped_in_training": {"cnn_output_shapes"},
     "unet_missing_skip": {"unet_layers", "unet_skips", "unet_shapes_and_parameters"},
     "unet_zero_skip": {"unet_skips"},
     "unet_detached_skip": {"unet_skips"},
@@ -177,6 +214,10 @@ EXPECTED_FAILURES = {
     "unet_constant_input_skip": {"unet_skips"},
     "unet_wrong_final_channels": {"unet_layers", "unet_skips", "unet_shapes_and_parameters"},
     "unet_nn_conv2d": {"unet_layers", "unet_only_myconv"},
+    "unet_functional_conv": {"unet_only_myconv"},
+    "unet_zero_skip_with_gradient": {"unet_skips"},
+    "unet_rfconv_unused": {"unet_skips"},
+    "unet_detached_in_training": {"unet_skips"},
     "unet_hardcoded_size": {"unet_layers", "unet_skips", "unet_shapes_and_parameters"},
     "ft_nothing_frozen": {"finetune_frozen"},
     "ft_everything_frozen": {"finetune_frozen"},

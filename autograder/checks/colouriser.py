@@ -130,6 +130,8 @@ def layer_problems(facts: ConfigFacts, model: str) -> list[str]:
             problems.append(f"{group} is missing: it should be {symbolic} = {wanted}")
             continue
         layers = found.layers
+        if group in facts.relu_after:  # F.relu applied to the group's output wherever it is used: its last layer
+            layers = layers + [("ReLU", {"inplace": False}, "ReLU")]
         if len(layers) != len(expected) or not all(layer_matches(layer, kind, args)
                                                    for layer, (kind, args, _) in zip(layers, expected)):
             shown = ", ".join(describe_layer(layer) for layer in layers[:8]) or "no layers"
@@ -291,6 +293,27 @@ def layers(model: str):
     return decide
 
 
+def unexplained(facts: ConfigFacts) -> list[str]:
+    """Where the model computes, between its groups, something the parent cannot re-derive from the input and the
+    verified groups' outputs (in either mode): a convolution could hide there (an unregistered module, say), so
+    no MyConv2d-only verdict can rest on that data."""
+    places = []
+    for mode in ("train", "eval"):
+        flow = facts.flows.get(mode)
+        words = "training" if mode == "train" else "evaluation"
+        if flow is None:
+            places.append(f"the model's {words}-mode pass")
+            continue
+        for index, parts in sorted(flow.inputs.items()):
+            if parts is None or not flow.anchored.get(index):
+                text = f"in {words} mode the input of {facts.calls[index].get('group', 'a group')}"
+                if text not in places:
+                    places.append(text)
+        if not flow.output_anchored:
+            places.append(f"in {words} mode the output")
+    return places
+
+
 def only_myconv(model: str):
     def decide(evidence: Evidence):
         configs, failure = _configs_or_failure(evidence, model)
@@ -311,6 +334,12 @@ def only_myconv(model: str):
         if unverified:
             return failed(f"the convolutions of {', '.join(unverified)} could not be verified "
                           f"({facts.groups[unverified[0]].problem})")
+        hidden = unexplained(facts)
+        if hidden:
+            return failed(f"{'; '.join(hidden[:2])} is computed outside the six groups by something the "
+                          "grader cannot re-derive (a layer not registered in the model, or an operation of your "
+                          "own), so it cannot tell that no other convolution is used; every convolution must run "
+                          "inside a MyConv2d registered in the model")
         return passed(f"all {facts.marked} MyConv2d weights and biases reach the output only through "
                       "MyConv2d.forward, and no other convolution is used")
     return decide

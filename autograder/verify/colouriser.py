@@ -52,6 +52,9 @@ class Part:
     channels: int = 0
     group: str | None = None  # kind "apply"
     inner: list | None = None  # kind "apply": list[Part]
+    # kind "call": the call's output passed through a ReLU (``F.relu(self.downconv1(x))``: the group's ReLU
+    # written outside it); the parent applies the ReLU itself, forward and backward
+    relu: bool = False
     # Other trusted tensors with exactly the same value (kinds "x" and "call"): in a small configuration two groups
     # can give the same tensor (all zeros after a ReLU, say), and then either is an honest explanation.
     alternatives: list = dataclasses.field(default_factory=list)
@@ -112,12 +115,13 @@ class ConfigFacts:
     flags_ok: bool = True
     flags_problems: list = dataclasses.field(default_factory=list)
     extra_modules: list = dataclasses.field(default_factory=list)  # top-level children that are not the six groups
+    relu_after: set = dataclasses.field(default_factory=set)  # groups whose every use is through a ReLU outside them
     outside_parameters: list = dataclasses.field(default_factory=list)  # parameters outside the groups in use
     incomplete: bool = False            # the worker's recording budget ran out
 
     @property
     def built(self) -> bool:
-        return self.error is None or self.error.get("stage") not in ("lookup", "build", "describe")
+        return self.error is None or self.error.get("stage") not in ("lookup", "build", "describe", "invalid")
 
     @property
     def trainable_count(self) -> int:
@@ -308,6 +312,8 @@ class _Verifier:
             y = self.tensor(f"{mode}/{index}/out")
             if y is not None and y.dim() == 4:
                 found.append((Part("call", index=index, channels=y.shape[1]), y))
+                if y.is_floating_point() and bool((y < 0).any()):
+                    found.append((Part("call", index=index, channels=y.shape[1], relu=True), torch.relu(y)))
         return found
 
     def flow(self, mode) -> Flow:
@@ -326,7 +332,7 @@ class _Verifier:
                 flow.problems.append(f"the input of {call.get('group')} is not made of the input x and the outputs "
                                      f"of the groups before it")
         flow.degenerate = _degenerate([value for part, value in self.available(mode, flow, len(self.calls))
-                                       if part.kind == "call"])
+                                       if part.kind == "call" and not part.relu])
         output = self.tensor(f"{mode}/output")
         if output is not None and output.dim() == 4:
             flow.output = self.explain(output, self.available(mode, flow, len(self.calls)), mode)
@@ -421,6 +427,9 @@ class _Verifier:
             for position, part in enumerate(parts):
                 piece = grad[:, start:start + part.channels]
                 start += part.channels
+                if part.kind == "call" and part.relu:
+                    out = self.tensor(f"train/{part.index}/out")
+                    piece = piece * (out > 0).to(piece.dtype) if out is not None else torch.zeros_like(piece)
                 if part.kind == "call":
                     contributions.setdefault(("call", part.index), []).append(((consumer, position), piece))
                 elif part.kind == "x":
@@ -479,7 +488,8 @@ class _Verifier:
         if part.kind == "x":
             return self.x("train")
         if part.kind == "call":
-            return self.tensor(f"train/{part.index}/out")
+            value = self.tensor(f"train/{part.index}/out")
+            return torch.relu(value) if part.relu and value is not None else value
         raise Unsupported(f"a {part.kind} inside an application")
 
     # -- 4. markers, parameters
@@ -496,6 +506,23 @@ class _Verifier:
                 walk(child, f"{path}.{child_name}" if path else child_name)
 
         walk(description, "")
+        # the reported parameters must be the model's own tensors, and include every MyConv2d weight and bias (a
+        # parameter renamed or left out of the report would escape the marker check)
+        reported = {name for name, _requires_grad, _shape in self.out.parameters}
+        problems += [f"{name} is reported as a parameter but is not among the model's tensors"
+                     for name in sorted(reported - set(s0))[:2]]
+        # a group computed without calling its module (its function matched) shows that its MyConv2d ran inside
+        # MyConv2d.forward only through the markers: its weights must have received them
+        applied = {name for name, group in self.out.groups.items()
+                   if not group.calls["train"] and any(p.kind == "apply" and p.group == name
+                                                       for flow in self.out.flows.values() for p in _all_parts(flow))}
+        for path in _myconv_paths(description):
+            for leaf in ("weight", "bias"):
+                key = f"{path}.{leaf}"
+                if key in s0 and key not in reported:
+                    problems.append(f"{key} (of a MyConv2d) is missing from the reported parameters")
+                elif key in s0 and path.split(".")[0] in applied and self.tensor(f"grad/{key}") is None:
+                    problems.append(f"{key} received no gradient in a training-mode pass")
         for name, requires_grad, shape in self.out.parameters:
             grad = self.tensor(f"grad/{name}")
             owner = _find(description, name.rpartition(".")[0])
@@ -539,6 +566,20 @@ class _Verifier:
             if used and not list(group.module.buffers()):
                 group.verified, group.problem = True, ""
 
+    def relu_after(self):
+        """Groups whose output is used, everywhere and in both modes, only through a ReLU written outside them
+        (such a ReLU is the group's last layer, as the handout's architecture counts layers)."""
+        uses = {}
+        for mode, flow in self.out.flows.items():
+            for part in _all_parts(flow):
+                if part.kind == "call" and isinstance(part.index, int) and part.index < len(self.calls):
+                    kind = part.relu
+                    if not kind:  # an output without negative values is its own ReLU: either reading holds
+                        out = self.tensor(f"{mode}/{part.index}/out")
+                        kind = "either" if out is not None and not bool((out < 0).any()) else False
+                    uses.setdefault(self.calls[part.index].get("group"), set()).add(kind)
+        self.out.relu_after = {group for group, kinds in uses.items() if True in kinds and False not in kinds}
+
     def outside_parameters(self):
         """Parameters outside the six groups that received a gradient: the groups do not explain the output."""
         for name, _requires_grad, _shape in self.out.parameters:
@@ -553,6 +594,7 @@ class _Verifier:
             return self.out
         self.groups()
         self.flows()
+        self.relu_after()
         self.applied()
         self.outside_parameters()
         if self.marks is not None:
@@ -560,6 +602,14 @@ class _Verifier:
         self.flags()
         self.backward()
         return self.out
+
+
+def _myconv_paths(node: dict, path: str = "") -> list:
+    """Dotted paths of the MyConv2d layers of a module description."""
+    found = [path] if node.get("type") == "MyConv2d" and path else []
+    for name, child in node.get("children") or ():
+        found += _myconv_paths(child, f"{path}.{name}" if path else name)
+    return found
 
 
 def _all_parts(flow: Flow):
@@ -587,6 +637,8 @@ def _multiple(grad: torch.Tensor, marker: torch.Tensor):
     """k if ``grad`` equals k times ``marker`` for a whole k >= 1, else None."""
     if grad.shape != marker.shape or not grad.is_floating_point():
         return None
+    if not (torch.isfinite(grad).all() and torch.isfinite(marker).all()):
+        return None  # NaN or infinite values (a forged report, or weights that are): no marker is in them
     scale = float((marker * marker).sum())
     if scale == 0:
         return None
@@ -612,8 +664,53 @@ def _matching_subset(received, reported):
     return None
 
 
+def _valid_call(call) -> bool:
+    return (isinstance(call, dict) and isinstance(call.get("group"), str) and call.get("mode") in ("train", "eval")
+            and isinstance(call.get("args"), int) and isinstance(call.get("kwargs"), int))
+
+
+def _valid_node(node, depth: int = 0) -> bool:
+    """A module description as ``worker/describe.py`` writes it (types checked all the way down)."""
+    if not isinstance(node, dict) or depth > 16 or not isinstance(node.get("type"), str):
+        return False
+    if not isinstance(node.get("attrs", {}), dict) or not isinstance(node.get("class", ""), str):
+        return False
+    for key in ("params", "buffers"):
+        names = node.get(key, [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return False
+    children = node.get("children", [])
+    return isinstance(children, list) and all(
+        isinstance(child, list) and len(child) == 2 and isinstance(child[0], str) and _valid_node(child[1], depth + 1)
+        for child in children)
+
+
+MALFORMED = ("the report is not an object", "its error is not an object", "its list of group calls is malformed",
+             "its model description is malformed", "its list of parameters is malformed")
+
+
+def malformed(facts) -> str | None:
+    """What in one configuration's facts is not in the form the worker writes (then none of them is used), or
+    None. Checked before anything is read from them, so that forged facts are invalid output, not a grader crash."""
+    if not isinstance(facts, dict):
+        return MALFORMED[0]
+    if facts.get("error") is not None and not isinstance(facts["error"], dict):
+        return MALFORMED[1]
+    calls = facts.get("calls", [])
+    if not isinstance(calls, list) or not all(_valid_call(c) for c in calls):
+        return MALFORMED[2]
+    if facts.get("description") is not None and not _valid_node(facts["description"]):
+        return MALFORMED[3]
+    if not isinstance(facts.get("parameters", []), list):
+        return MALFORMED[4]
+    return None
+
+
 def verify_config(facts: dict, tensors: dict, config: dict, marks) -> ConfigFacts:
-    """What one probed configuration proves (see the module docstring)."""
+    """What one probed configuration proves (see the module docstring); malformed facts prove nothing."""
+    problem = malformed(facts)
+    if problem:
+        return ConfigFacts(config=config, error={"stage": "invalid", "type": "invalid_output", "message": problem})
     return _Verifier(facts, tensors, config, marks).run()
 
 
@@ -638,7 +735,7 @@ class GraphModel(nn.Module):
             if part.kind == "x":
                 piece = values["x"]
             elif part.kind == "call":
-                piece = values[part.index]
+                piece = torch.relu(values[part.index]) if part.relu else values[part.index]
             elif part.kind == "apply":
                 piece = getattr(self, part.group)(self._materialise(part.inner, values, None))
             else:
@@ -697,5 +794,5 @@ def _shape(parts, calls):
     if parts is None:
         return None
     return [(p.kind, p.channels, p.value if p.kind == "const" else None, p.group,
-             calls[p.index]["group"] if p.kind == "call" else None,
+             calls[p.index]["group"] if p.kind == "call" else None, p.relu,
              _shape(p.inner, calls) if p.inner else None) for p in parts]

@@ -6,14 +6,23 @@ RTOL = 1e-4
 ATOL = 1e-5
 
 
+# What a worker records (``worker/recording.py``): float32 inputs, outputs, gradients and states, and BatchNorm's
+# int64 ``num_batches_tracked``. A tensor of any other dtype is not something the worker wrote: it is left out
+# (as if it had not been sent), so the parent never computes with it.
+ACCEPTED_DTYPES = (torch.float32, torch.int64)
+
+
 def load(blob: bytes) -> dict:
-    """The tensors of a safetensors blob (no code is executed to read it); {} for an empty or unreadable blob."""
+    """The tensors of a safetensors blob (no code is executed to read it); {} for an empty or unreadable blob.
+    Tensors of a dtype the worker never sends are left out."""
     if not blob:
         return {}
     try:
-        return safetensors.torch.load(bytes(blob))
+        tensors = safetensors.torch.load(bytes(blob))
     except Exception:  # noqa: BLE001 - forged or damaged bytes: nothing can be read from them
         return {}
+    return {key: value for key, value in tensors.items()
+            if isinstance(key, str) and isinstance(value, torch.Tensor) and value.dtype in ACCEPTED_DTYPES}
 
 
 def close(got, expected, rtol: float = RTOL, atol: float = ATOL) -> bool:
