@@ -27,7 +27,8 @@ class GraderConfig:
     check_visibility: tuple = _setting((), "Gradescope visibility of some checks, as (check name, visibility) pairs (overrides visibility)")
     not_run_policy: str = _setting("zero", "a check that cannot run here: zero (0 points, tagged for regrade) or exclude (max_score 0)")
     helper_dir: Path = _setting(HELPER_DIR, "folder holding the pristine a2cnn/ helper package")
-    torch_home_in_view: str = _setting("", "TORCH_HOME inside a worker (set by the grader when weights are mounted)")
+    processes: int = _setting(64, "processes and threads a worker may run at once (RLIMIT_NPROC)")
+    file_bytes: int = _setting(256 * 2**20, "largest file a worker may write (RLIMIT_FSIZE)")
 
     @classmethod
     def describe(cls):

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from . import feedback
 from . import submission as sub
-from .checks.evidence import Evidence, stop_words
+from .checks.evidence import Evidence, limit_hint, stop_words
 from .checks.registry import checks_for
 from .config import GraderConfig
-from .execution import execute
+from .execution import execute, find_weights
 from .learning import torch_threads
 from .parts import part as part_named
 from .probes import PROBES, Secrets
@@ -52,13 +52,14 @@ def _cell_notes(program, execution) -> list:
         if result.outcome == "done":
             status = result.facts.get("status")
             if status == "error":
-                notes.append(f"{label} raised {feedback.error_excerpt(result.facts.get('error'))}; the grader went "
-                             "on with the next cells, as a notebook run with errors allowed would")
+                error = result.facts.get("error")
+                notes.append(f"{label} raised {feedback.error_excerpt(error)}{limit_hint(error, execution.limits)}; "
+                             "the grader went on with the next cells, as a notebook run with errors allowed would")
             elif status == "timeout":
                 notes.append(f"{label} did not finish within {step['limit']:g} s and was interrupted")
-        elif result.outcome in ("timeout", "memory", "crashed", "processes"):
-            notes.append(f"{label} {stop_words(result.outcome, step, program)}; the grader restarted the notebook "
-                         "without it")
+        elif result.outcome in ("timeout", "memory", "crashed", "processes", "file size"):
+            notes.append(f"{label} {stop_words(result.outcome, step, program, execution.limits)}; the grader "
+                         "restarted the notebook without it")
         elif result.outcome == "not reached":
             notes.append(f"{label} was not run: earlier cells stopped the notebook too often")
     return notes
@@ -68,7 +69,7 @@ def _gate_failure(program, execution, part: str) -> str | None:
     result = execution.result(program.gates.get(part))
     if result.outcome != "done":
         step = program.step(program.gates.get(part, ""))
-        return f"the visible tests of this part {stop_words(result.outcome, step, program)}"
+        return f"the visible tests of this part {stop_words(result.outcome, step, program, execution.limits)}"
     status = result.facts.get("status")
     if status == "ok":
         return None
@@ -121,7 +122,9 @@ def grade_notebook(path, config: GraderConfig | None = None, parts=None, on_part
     report.notes += [feedback.note(n) for n in program.notes]
     if on_part:
         on_part("notebook")
-    execution = execute(program.steps, config)
+    weights = find_weights(tier.finetune_arch)
+    report.log.append(weights.log)
+    execution = execute(program.steps, config, weights=weights)
     report.log += execution.log
     for stream in ("stdout", "stderr"):
         text = getattr(execution, stream).strip()

@@ -134,7 +134,76 @@ def test_a_submission_that_raises_the_grader_files_gets_back_only_a_short_scrubb
     for machine_path in (str(REPO_ROOT), sys.prefix, sys.executable, str(tmp_path)):
         assert machine_path not in text
     assert "<path>" in text  # the paths of the error's first line were there, and were replaced
+    assert out.stat().st_size <= MAX_RESULTS_BYTES  # the exception alone is 10 MB
+    calibration = json.loads((REPO_ROOT / "autograder" / "calibration" / "cpu.json").read_text())
+    for value in calibration["thresholds"].values():  # the grader's numbers never reach a student
+        assert value is None or f"{value:.4f}" not in text
+    for source in ("grade.py", "checks/colouriser.py", "verify/colouriser.py"):  # nor its source
+        lines = [l.strip() for l in (REPO_ROOT / "autograder" / source).read_text().splitlines() if len(l.strip()) > 40]
+        assert not [l for l in lines if l in text][:1]
     for test in results["tests"]:  # the error's first line, never the text below it
         assert len(test["output"]) <= feedback.MESSAGE_CHARS and '"cells"' not in test["output"]
     log = instructor_log_path(out).read_text()
     assert "Error" in log and len(log.encode()) <= 4 * 1024 * 1024 + 100
+
+
+# ---- messages a student can act on: a stopped step names the limit it hit -----------------------------------------
+def _stopped_cell(outcome, config):
+    """The student notes of a notebook whose one cell was stopped with ``outcome`` (a synthetic StepResult)."""
+    from autograder.execution import Execution, StepResult, _limits
+    from autograder.grade import _cell_notes
+    from autograder.program import Program
+
+    step = {"id": "c1", "kind": "cell", "name": "cnn_model", "source": "", "limit": 60.0}
+    program = Program(steps=[step], labels={"c1": "the cell 'cnn_model'"}, memory_bytes=config.memory_bytes)
+    execution = Execution(steps={"c1": StepResult(id="c1", outcome=outcome, detail="/srv/grader/sandbox/x.log")},
+                          limits=_limits(config, [step]))
+    return " ".join(_cell_notes(program, execution))
+
+
+@pytest.mark.parametrize("outcome, words", [
+    ("processes", ["process limit", "at most 64 processes"]),
+    ("file size", ["file-size limit", "at most 256 MiB"]),
+    ("timeout", ["time limit of 60 s"]),
+    ("memory", ["ran out of memory", "8 GiB"]),
+])
+def test_a_stopped_cell_names_the_limit_it_hit_and_its_number(outcome, words):
+    from autograder.config import GraderConfig
+
+    text = _stopped_cell(outcome, GraderConfig())
+    for word in words:
+        assert word in text, text
+    assert "ended the process" not in text and "/srv" not in text and feedback.scrub(text) == text
+
+
+def test_the_limits_named_are_those_the_worker_ran_under():
+    from autograder.config import GraderConfig
+    from autograder.checks.evidence import stop_words
+
+    text = _stopped_cell("processes", GraderConfig(processes=20))
+    assert "at most 20 processes" in text
+    assert "at most 3 MiB" in _stopped_cell("file size", GraderConfig(file_bytes=3 * 2**20))
+    assert stop_words("file size") == "wrote a file larger than the file-size limit"  # no limits known: still named
+
+
+def test_a_file_past_the_size_limit_is_named_in_the_students_notes(tmp_path):
+    """Through the real sandbox: one cell writes past the limit (Python raises EFBIG), another dies of SIGXFSZ."""
+    from autograder.config import GraderConfig
+    from autograder.execution import execute
+    from autograder.grade import _cell_notes
+    from autograder.program import Program
+
+    write = "open('/tmp/big', 'wb').write(b'x' * (3 * 2**20))\n"
+    steps = [{"id": "c1", "kind": "cell", "name": "raises", "source": write, "limit": 30.0},
+             {"id": "c2", "kind": "cell", "name": "killed",
+              "source": "import signal\nsignal.signal(signal.SIGXFSZ, signal.SIG_DFL)\n" + write, "limit": 30.0}]
+    config = GraderConfig(file_bytes=2**20, max_restarts=1)
+    execution = execute(steps, config)
+    assert execution.result("c1").outcome == "done" and execution.result("c2").outcome == "file size"
+    program = Program(steps=steps, labels={"c1": "cell 1", "c2": "cell 2"}, memory_bytes=config.memory_bytes)
+    notes = _cell_notes(program, execution)
+    assert "cell 1 raised OSError: [Errno 27] File too large" in notes[0], notes
+    assert "file-size limit: a worker may write files of at most 1 MiB" in notes[0], notes
+    assert notes[1].startswith("cell 2 wrote a file larger than the file-size limit and was stopped"), notes
+    assert "at most 1 MiB" in notes[1]
+    assert "file_size" in " ".join(execution.log)

@@ -28,7 +28,7 @@ def test_a_grader_bug_in_one_part_is_reported_and_the_other_parts_are_still_grad
 
 def test_a_sandbox_that_cannot_start_is_not_the_students_fault(tmp_path, monkeypatch):
     path = build(BY_NAME["reference"], tmp_path / "reference.ipynb")
-    monkeypatch.setattr(grade, "execute", lambda steps, config: Execution(steps={}, internal="bwrap: cannot start"))
+    monkeypatch.setattr(grade, "execute", lambda steps, config, **_: Execution(steps={}, internal="bwrap: cannot start"))
     report = grade.grade_notebook(path, GraderConfig(parts=("cnn",)))
     assert report.grader_errors == ["cnn: bwrap: cannot start"]
     assert report.results and all(r.status == "not run" and "not your fault" in r.message for r in report.results)

@@ -96,3 +96,111 @@ def test_an_unreadable_view_path_is_refused(tmp_path):
                           view=View(mounts=((str(secret), "helper"),)))
     assert result.status == "internal"
     assert "not readable" in result.message
+
+
+# ---- the pretrained weights: exactly the instructor's file, found where torch looks for it in the parent -----------
+ARCH = "mobilenet_v3_large"
+WEIGHTS_PROBE = (
+    "import os, torch.hub\n"
+    "from a2cnn.deeplab import checkpoint_path\n"
+    "seen = {}\n"
+    "for path in data['paths']:\n"
+    "    try:\n"
+    "        seen[path] = sorted(os.listdir(path)) if os.path.isdir(path) else open(path, 'rb').read()[:40].decode()\n"
+    "    except OSError as exc:\n"
+    "        seen[path] = type(exc).__name__\n"
+    "try:\n"
+    "    open(str(checkpoint_path(data['arch'])), 'ab')\n"
+    "    writable = True\n"
+    "except OSError:\n"
+    "    writable = False\n"
+    "result = {'torch_home': os.environ.get('TORCH_HOME'), 'hub': torch.hub.get_dir(), 'seen': seen,\n"
+    "          'path': str(checkpoint_path(data['arch'])), 'a2': sorted(os.listdir('/a2')), 'writable': writable}\n"
+)
+
+
+def _run_worker_view(weights, paths):
+    from autograder.config import GraderConfig
+    from autograder.execution import worker_env, worker_view
+
+    config = GraderConfig()
+    return run_isolated("sandbox_tasks:run_student", {"source": WEIGHTS_PROBE, "data": {"arch": ARCH, "paths": paths}},
+                        Limits(), extra_sys_path=[TESTS_DIR], view=worker_view(config, weights=weights),
+                        env=worker_env(config, weights))
+
+
+def _instructor_torch_home(tmp_path, monkeypatch, with_weights=True):
+    """A TORCH_HOME holding the (fake) weights file and other instructor files beside it."""
+    from autograder.reference import ensure_helper_on_path
+
+    ensure_helper_on_path()
+    from a2cnn.deeplab import checkpoint_path
+
+    home = tmp_path / "instructor-torch"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    folder = home / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    name = checkpoint_path(ARCH).name
+    assert checkpoint_path(ARCH) == folder / name  # the parent resolves through TORCH_HOME
+    if with_weights:
+        (folder / name).write_bytes(b"fake weights for the view test")
+    (folder / "deeplabv3_resnet50_coco-cd0a2569.pth").write_bytes(b"another checkpoint, not shown")
+    (folder / "instructor-notes.txt").write_text("not for students")
+    (home / "hub" / "secret.txt").write_text("not for students")
+    return home, folder, name
+
+
+def test_the_weights_file_alone_is_shown_where_the_workers_torchvision_looks(tmp_path, monkeypatch):
+    from autograder.execution import find_weights
+    from autograder.sandbox.view import TORCH_HOME_TARGET
+
+    home, folder, name = _instructor_torch_home(tmp_path, monkeypatch)
+    weights = find_weights(ARCH)
+    assert weights.host == os.path.realpath(folder / name) and weights.name == name
+    assert weights.target == f"{TORCH_HOME_TARGET}/hub/checkpoints/{name}" and str(folder) in weights.log
+    inside = f"{TORCH_HOME_TARGET}/hub/checkpoints"
+    paths = [weights.target, inside, f"{TORCH_HOME_TARGET}/hub", TORCH_HOME_TARGET,
+             f"{inside}/deeplabv3_resnet50_coco-cd0a2569.pth", f"{inside}/instructor-notes.txt",
+             f"{TORCH_HOME_TARGET}/hub/secret.txt", str(folder / name), str(folder), str(home), str(tmp_path)]
+    result = _run_worker_view(weights, paths)
+    assert result.ok, result.message + result.stderr
+    value = result.value
+    # the worker's torchvision (through the helper package, as Part C's cells use it) looks exactly there
+    assert value["torch_home"] == TORCH_HOME_TARGET and value["hub"] == f"{TORCH_HOME_TARGET}/hub"
+    assert value["path"] == weights.target
+    seen = value["seen"]
+    assert seen[weights.target] == "fake weights for the view test"
+    assert seen[inside] == [name] and seen[f"{TORCH_HOME_TARGET}/hub"] == ["checkpoints"]
+    assert seen[TORCH_HOME_TARGET] == ["hub"]
+    for path in paths[4:]:  # the files beside it, and the instructor's own folders, are not there at all
+        assert seen[path] == "FileNotFoundError", (path, seen[path])
+    assert value["writable"] is False
+    assert (folder / name).read_bytes() == b"fake weights for the view test"
+
+
+def test_without_the_weights_file_nothing_is_mounted(tmp_path, monkeypatch):
+    from autograder.config import GraderConfig
+    from autograder.execution import find_weights, worker_env, worker_view
+    from autograder.sandbox.view import TORCH_HOME_TARGET
+
+    home, folder, name = _instructor_torch_home(tmp_path, monkeypatch, with_weights=False)
+    weights = find_weights(ARCH)
+    assert weights.host is None and "absent" in weights.log
+    plain = worker_view(GraderConfig())
+    assert worker_view(GraderConfig(), weights=weights) == plain
+    assert "TORCH_HOME" not in worker_env(GraderConfig(), weights)
+    result = _run_worker_view(weights, [TORCH_HOME_TARGET, str(folder), str(home)])
+    assert result.ok, result.message + result.stderr
+    assert "torch" not in result.value["a2"] and result.value["torch_home"] is None
+    assert set(result.value["seen"].values()) == {"FileNotFoundError"}
+    assert not result.value["hub"].startswith(str(tmp_path))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the permission check concerns a root grader")
+def test_weights_the_sandboxed_user_could_not_read_are_not_mounted(tmp_path, monkeypatch):
+    from autograder.execution import find_weights
+
+    _home, folder, name = _instructor_torch_home(tmp_path, monkeypatch)
+    (folder / name).chmod(0o600)
+    weights = find_weights(ARCH)
+    assert weights.host is None and "not readable by other users" in weights.log

@@ -2,7 +2,7 @@
 
     from autograder.sandbox import Limits, run_isolated
     result = run_isolated("autograder.worker.main:run", {"steps": steps}, Limits(wall_seconds=120), view=view)
-    result.status  # "ok" | "error" | "timeout" | "memory" | "crashed" | "internal"
+    result.status  # "ok" | "error" | "timeout" | "memory" | "file_size" | "crashed" | "stopped" | "internal"
 
 See :mod:`autograder.sandbox.runner` for what is and is not isolated.
 """

@@ -52,7 +52,7 @@ from autograder.sandbox import privileges, protocol
 from autograder.sandbox.limits import Limits
 from autograder.sandbox.view import WORKDIR, View, ViewError, build_command, interpreter
 
-STATUSES = ("ok", "error", "timeout", "memory", "crashed", "stopped", "internal")
+STATUSES = ("ok", "error", "timeout", "memory", "file_size", "crashed", "stopped", "internal")
 GRADER_ROOT = Path(__file__).resolve().parents[2]          # the folder holding the `autograder` package
 SANDBOX_PACKAGE = Path(__file__).resolve().parent
 TRUNCATED = "[truncated]"
@@ -69,7 +69,9 @@ class SandboxResult:
 
     status: ``"ok"`` (the task returned ``value``), ``"error"`` (the code raised; ``message`` holds a short
     traceback), ``"timeout"`` (wall clock or CPU limit), ``"memory"`` (MemoryError / allocation failure under
-    RLIMIT_AS), ``"crashed"`` (``sys.exit``, ``os._exit``, a fatal signal, a closed or tampered channel),
+    RLIMIT_AS), ``"file_size"`` (killed by SIGXFSZ: a file written past RLIMIT_FSIZE, where the code did not
+    ignore that signal as Python does), ``"crashed"`` (``sys.exit``, ``os._exit``, a fatal signal, a closed or
+    tampered channel),
     ``"stopped"`` (the caller's watchdog ended it; ``message`` is its reason) or ``"internal"`` (the grader task
     itself failed, or the sandbox could not start: not the student's fault).
     ``events``: the ``(header, blob)`` event frames received, in order (also passed to ``on_event`` as they came).
@@ -396,6 +398,10 @@ def _classify(returncode: int, exited: bool, stop_reason: str | None, rusage, re
         if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits.cpu_seconds):
             result.status = "timeout"
             result.message = f"Your code used more than {limits.cpu_seconds} s of CPU time and was stopped."
+        elif sig == signal.SIGXFSZ:
+            result.status = "file_size"
+            result.message = (f"Your code wrote a file larger than the file-size limit "
+                              f"({_size(limits.file_size_bytes)}) and was stopped.")
         elif any(h in result.stderr for h in _MEMORY_STDERR_HINTS):
             result.status = "memory"
             result.message = (f"Your code ran out of memory (limit {_size(limits.memory_bytes)}) and the process "

@@ -7,7 +7,9 @@ The view holds, read-only, only what the task needs to import and read:
   ``/a2/site-packages``;
 * the code folders the caller names (``mounts``), each under ``/a2`` at a neutral path: for grading, the
   worker half of the grader (``autograder/worker`` and the sandbox boot) and the pristine ``a2cnn`` helper package;
-* ``inputs``: a folder of files the parent prepared for this run (``/a2/in``), when given.
+* ``inputs``: a folder of files the parent prepared for this run (``/a2/in``), when given;
+* for grading, the pretrained DeepLabV3 weights file when the grader has one, alone in
+  ``/a2/torch/hub/checkpoints`` (``TORCH_HOME_TARGET``; see ``autograder.execution.find_weights``).
 
 and, writable, a size-limited tmpfs at ``/tmp`` (the working directory and ``HOME``) and at ``/dev/shm``, plus a
 private ``/proc`` (a new pid namespace: only the sandbox's own processes) and a minimal ``/dev``.
@@ -33,6 +35,7 @@ from pathlib import Path
 
 SANDBOX_ROOT = "/a2"           # code mounted for the task
 INPUTS_TARGET = "/a2/in"      # the parent's per-run input files
+TORCH_HOME_TARGET = "/a2/torch"  # a worker's TORCH_HOME: the weights file alone in its hub/checkpoints
 WORKDIR = "/tmp"              # working directory and HOME inside the sandbox
 _ROOT_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
 
