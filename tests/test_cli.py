@@ -1,6 +1,11 @@
 """The command line: its verbs and exit codes (0 finished, 1 grader error, 2 usage error)."""
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
+from autograder import calibrate, calibration_table, tiers
 from autograder import grade as grade_module
 from autograder.cli import main
 from autograder.config import GraderConfig
@@ -72,3 +77,69 @@ def test_grade_passes_parts_and_tier_to_the_grader(tmp_path, monkeypatch):
     monkeypatch.setattr(grade_module, "grade_notebook", record)
     assert main(["grade", str(notebook), "--parts", "cnn, unet", "--tier", "cpu"]) == 0
     assert seen == {"parts": ("cnn", "unet"), "tier": "cpu"}
+
+
+def test_grade_shows_the_instructor_log_only_with_show_output(tmp_path, monkeypatch, capsys):
+    notebook = tmp_path / "a.ipynb"
+    notebook.write_text("{}")
+    report = _report()
+    report.log = ["student printed: hello from cell 3", "second line"]
+    monkeypatch.setattr(grade_module, "grade_notebook", lambda *a, **k: report)
+    assert main(["grade", str(notebook)]) == 0
+    assert "hello from cell 3" not in capsys.readouterr().out
+    assert main(["grade", str(notebook), "--show-output"]) == 0
+    out = capsys.readouterr().out
+    assert "  log: student printed: hello from cell 3\n  log: second line" in out
+
+
+# --- calibrate: only the paths that stop before any training ---------------------------------------------------------
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Calibrating must not get as far as loading the reference: fail the test (not the command) if it does."""
+    def refuse(*_args, **_kwargs):
+        pytest.fail("calibrate went on to train the reference")
+
+    monkeypatch.setattr(calibrate, "load_reference", refuse)
+    monkeypatch.setattr(calibrate, "verify", refuse)
+
+
+def test_calibrate_table_prints_the_calibration_table_and_exits_0():
+    root = Path(calibrate.__file__).resolve().parents[1]  # the folder holding the autograder under test
+    result = subprocess.run([sys.executable, "-m", "autograder", "calibrate", "--table"], cwd=root,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == calibration_table.table() + "\n"
+    assert result.stdout.startswith("| tier | settings |") and len(result.stdout.splitlines()) >= 3
+
+
+def test_calibrate_table_in_process_trains_nothing(no_training, capsys):
+    assert main(["calibrate", "--table"]) == 0
+    assert capsys.readouterr().out == calibration_table.table() + "\n"
+
+
+def test_calibrate_refuses_an_unknown_tier(no_training, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own refusal
+        main(["calibrate", "--tier", "tpu"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'tpu'" in capsys.readouterr().err
+
+
+def test_calibrate_refuses_the_gpu_tier_without_cuda(no_training, monkeypatch, capsys):
+    monkeypatch.setattr(tiers, "cuda_available", lambda: False)
+    assert main(["calibrate", "--tier", "gpu", "--seeds", "0,1,2,3,4"]) == 2
+    assert capsys.readouterr().err.startswith("calibrate: tier 'gpu' needs a CUDA device")
+
+
+@pytest.mark.parametrize("seeds, words", [
+    ("0,1", "calibration needs at least 5 different seeds, got [0, 1]"),
+    ("3,3,3,3,3", "calibration needs at least 5 different seeds, got [3, 3, 3, 3, 3]"),
+    ("0,1,2,three,4", "calibrate: invalid literal for int()"),
+])
+def test_calibrate_refuses_too_few_seeds(no_training, monkeypatch, capsys, seeds, words, tmp_path):
+    monkeypatch.setattr(tiers, "cuda_available", lambda: False)
+    out = tmp_path / "cpu.json"
+    assert main(["calibrate", "--tier", "cpu", "--seeds", seeds, "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("calibrate: ") and words in captured.err
+    assert captured.out == "" and not out.exists()

@@ -263,3 +263,16 @@ def test_shipped_palette_fits_mirror_horses_as_well_as_course_palette(mirror_dir
     course = distortion(load_course_palette(mirror_dir / "palette" / "colour_kmeans24_cat7.npy"))
     print(f"\nmean pixel-to-colour distance on mirror horses: shipped {ours:.5f}, course {course:.5f}")
     assert ours <= course
+
+
+@pytest.mark.slow  # about 2 CPU-minutes (3 on a loaded 2-core machine): every pixel of 5000 horses, 4 k-means runs
+@pytest.mark.mirror
+def test_python_m_a2cnn_palette_on_the_mirror_rebuilds_the_shipped_file(mirror_dir, tmp_path, monkeypatch, capsys):
+    """The documented recipe (A2_DATA_DIR = the mirror, default settings) gives the shipped file byte for byte."""
+    monkeypatch.setenv("A2_DATA_DIR", str(mirror_dir))
+    monkeypatch.setenv("A2_OFFLINE", "1")  # never download instead of using the mirror
+    out = tmp_path / "palette_kmeans24.npy"
+    assert pal.main(["--out", str(out)]) == 0
+    assert "24-colour palette from 5000 training horses (horse mirror" in capsys.readouterr().out
+    np.testing.assert_array_equal(np.load(out, allow_pickle=False), np.load(pal.DEFAULT_PATH, allow_pickle=False))
+    assert out.read_bytes() == pal.DEFAULT_PATH.read_bytes()

@@ -1,12 +1,11 @@
 """The student release: regenerated identically, free of solutions, hidden tests and model answers."""
-import json
-import re
+import random
+import shutil
+import string
 
 import nbformat
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-from traitlets.config import Config
 
 from autograder import submission
 from coursetools import MASTER_NOTEBOOK, RELEASE_DIR, SOURCE_DIR
@@ -46,9 +45,11 @@ def test_every_contract_cell_is_present_with_its_kind(path):
         assert kind(cells[grade_id].metadata["nbgrader"]) == expected, grade_id
 
 
-def test_release_matches_a_fresh_generation(tmp_path):
-    fresh = generate_release(SOURCE_DIR, tmp_path / "release")
-    assert release_differences(fresh, RELEASE_DIR) == [], "release/ is stale: run `python -m coursetools release`"
+def test_release_matches_a_fresh_generation(fresh_release):
+    fresh, extra = fresh_release
+    assert set(extra) <= {p.name for p in fresh.iterdir()}, "the random notebooks were not released"
+    differences = [path for path in release_differences(fresh, RELEASE_DIR) if path not in extra]
+    assert differences == [], "release/ is stale: run `python -m coursetools release`"
 
 
 def test_release_holds_no_solution_hidden_test_or_model_answer():
@@ -72,38 +73,65 @@ def test_release_ships_the_helper_package_but_no_caches():
     assert not [p for p in shipped if "__pycache__" in p or p.endswith(".pyc")]
 
 
-# --- Random notebooks through nbgrader's own release preprocessors -------------------------------------------
+# --- Random notebooks through the project's own release path (coursetools.release, i.e. nbgrader
+# generate_assignment with the course's nbgrader_config.py). They ride along with the master notebook in the one
+# generation test_release_matches_a_fresh_generation needs anyway: starting nbgrader costs far more than a notebook.
 
-SECRET = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_", min_size=8, max_size=20).map(lambda s: f"secret_{s}")
-VISIBLE = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=8, max_size=20).map(lambda s: f"shown_{s}")
-
-
-def release_preprocess(nb):
-    from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, ClearOutput, ClearSolutions
-
-    config = Config()
-    exec(compile((SOURCE_DIR.parents[1] / "nbgrader_config.py").read_text(), "nbgrader_config.py", "exec"), {"get_config": lambda: config, "__file__": str(SOURCE_DIR.parents[1] / "nbgrader_config.py")})
-    resources = {}
-    for pre in (ClearSolutions(config=config), ClearHiddenTests(config=config), ClearMarkScheme(config=config), ClearOutput(config=config)):
-        nb, resources = pre.preprocess(nb, resources)
-    return nb
+RANDOM_NOTEBOOKS = 24
+INDENTS = ["", "    ", "        "]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(secrets=st.lists(SECRET, min_size=3, max_size=3, unique=True), shown=st.lists(VISIBLE, min_size=2, max_size=2, unique=True), indent=st.sampled_from(["", "    ", "        "]))
-def test_random_notebooks_lose_every_secret_and_keep_the_rest(secrets, shown, indent):
+def random_notebook(rng):
+    """A notebook with a solution, a hidden test and a model answer (each a fresh secret) and two shown names."""
+    def word(prefix, alphabet, low=8, high=20):
+        return prefix + "".join(rng.choice(alphabet) for _ in range(rng.randint(low, high)))
+
+    secrets = [word("secret_", string.ascii_lowercase + string.digits + "_") for _ in range(3)]
+    shown = [word("shown_", string.ascii_lowercase + "_") for _ in range(2)]
     solution, hidden, answer = secrets
+    pad = rng.choice(INDENTS)  # the solution at top level, or in a function body indented by 4 or 8 spaces
+    code = f"{pad}{shown[0]} = 1\n{pad}### BEGIN SOLUTION\n{pad}{solution} = 2\n{pad}### END SOLUTION"
     nb = new_notebook(cells=[
-        new_code_cell(f"def f():\n{indent or '    '}{shown[0]} = 1\n{indent or '    '}### BEGIN SOLUTION\n{indent or '    '}{solution} = 2\n{indent or '    '}### END SOLUTION"),
+        new_code_cell(("def f():\n" if pad else "") + code),
         new_code_cell(f"{shown[1]} = 3\n### BEGIN HIDDEN TESTS\n{hidden} = 4\n### END HIDDEN TESTS"),
         new_markdown_cell(f"{answer}"),
     ])
     grades = [("s", True, False), ("t", False, True), ("m", True, True)]
     for cell, (gid, sol, grade) in zip(nb.cells, grades):
-        cell.metadata["nbgrader"] = {"grade_id": gid, "solution": sol, "grade": grade, "locked": False, "schema_version": 3, "task": False, **({"points": 1} if grade else {})}
-    released = json.dumps(release_preprocess(nb))
-    for secret in secrets:
-        assert secret not in released
-    for text in shown:
-        assert text in released
-    assert re.search(r"raise NotImplementedError", released)
+        cell.metadata["nbgrader"] = {"grade_id": gid, "solution": sol, "grade": grade, "locked": False,
+                                     "schema_version": 3, "task": False, **({"points": 1} if grade else {})}
+    return nb, secrets, shown, pad
+
+
+@pytest.fixture(scope="module")
+def fresh_release(tmp_path_factory):
+    """The release generated now from source/ plus RANDOM_NOTEBOOKS random notebooks:
+    (folder, {name: (secrets, shown names, indent of the solution)})."""
+    tmp = tmp_path_factory.mktemp("release")
+    source = tmp / "source"
+    shutil.copytree(SOURCE_DIR, source, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints"))
+    rng = random.Random(25)
+    extra = {}
+    for index in range(RANDOM_NOTEBOOKS):
+        name = f"zz_random_{index:02d}.ipynb"
+        assert not (source / name).exists()
+        nb, secrets, shown, pad = random_notebook(rng)
+        nbformat.write(nb, source / name)
+        extra[name] = (secrets, shown, pad)
+    return generate_release(source, tmp / "release"), extra
+
+
+def test_random_notebooks_lose_every_secret_and_keep_the_rest(fresh_release):
+    fresh, extra = fresh_release
+    assert len(extra) == RANDOM_NOTEBOOKS and {pad for _, _, pad in extra.values()} == set(INDENTS)
+    for name, (secrets, shown, pad) in extra.items():
+        released = (fresh / name).read_text()
+        for secret in secrets:
+            assert secret not in released, f"{name}: {secret} survived the release"
+        for text in shown:
+            assert text in released, f"{name}: {text} was lost"
+        cells = nbformat.reads(released, as_version=4).cells
+        assert cells[0].source.endswith(f"{shown[0]} = 1\n{pad}# YOUR CODE HERE\n{pad}raise NotImplementedError()")
+        assert cells[1].source == f"{shown[1]} = 3"
+        assert cells[2].source.strip() == "YOUR ANSWER HERE"
+        assert all(not c.get("outputs") for c in cells if c.cell_type == "code")

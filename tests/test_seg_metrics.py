@@ -4,6 +4,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
+from torchmetrics.functional import classification as tm
 
 from a2cnn import seg_metrics
 
@@ -76,7 +77,6 @@ def test_rejects_bad_inputs():
 
 
 def test_agrees_with_torchmetrics():
-    tm = pytest.importorskip("torchmetrics.functional.classification")
     generator = torch.Generator().manual_seed(0)
     for _ in range(20):
         pred = torch.randint(0, 2, (2, 8, 8), generator=generator)

@@ -52,8 +52,8 @@ def device():
     choice = os.environ.get("A2_DEVICE", "auto").strip().lower()
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("A2_DEVICE=cuda but torch sees no CUDA device")
+    if choice.split(":")[0] == "cuda" and not torch.cuda.is_available():  # cuda:1 too
+        raise RuntimeError(f"A2_DEVICE={choice} but torch sees no CUDA device")
     return torch.device(choice)
 
 
