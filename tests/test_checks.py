@@ -193,3 +193,31 @@ def test_a_model_whose_groups_are_constant_everywhere_cannot_pass_the_wiring():
     outcomes = decide_part(build_namespace({"cnn_model": source}), "cnn")
     assert failing(outcomes) == {"cnn_output_shapes"}
     assert "constant output" in outcomes["cnn_output_shapes"].message
+
+
+@pytest.mark.parametrize("optimizer", ("Adam", "SGD"))
+def test_one_small_step_from_the_graders_head_lowers_the_loss_whatever_the_seeds(optimizer):
+    """The frozen ``train`` check asks that one step at FINETUNE_LEARN_RATE lowers the loss on its batch: from the
+    head the grader puts on the model, a correct step must do so by far more than float precision, for any seeds
+    (from a head near the optimum, Adam's step overshot and failed an honest train about one run in 200)."""
+    import random
+
+    import torch.nn.functional as F
+
+    from autograder.probes import FINETUNE_LEARN_RATE
+    from autograder.worker import tiny_deeplab
+
+    drops = []
+    for i in range(60):
+        rng = random.Random(i)
+        model = tiny_deeplab.build(rng.randrange(2**62)).requires_grad_(False)
+        model.classifier[4] = tiny_deeplab.new_head(rng.randrange(2**62))
+        images, masks = tiny_deeplab.batch(rng.randrange(2**62))
+        step = getattr(torch.optim, optimizer)(model.classifier[4].parameters(), lr=FINETUNE_LEARN_RATE)
+        loss = F.cross_entropy(model(images)["out"], masks)
+        step.zero_grad()
+        loss.backward()
+        step.step()
+        with torch.no_grad():
+            drops.append(loss.item() - F.cross_entropy(model(images)["out"], masks).item())
+    assert min(drops) > 1e-4, min(drops)
