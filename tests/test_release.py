@@ -135,3 +135,28 @@ def test_random_notebooks_lose_every_secret_and_keep_the_rest(fresh_release):
         assert cells[1].source == f"{shown[1]} = 3"
         assert cells[2].source.strip() == "YOUR ANSWER HERE"
         assert all(not c.get("outputs") for c in cells if c.cell_type == "code")
+
+
+def test_the_intro_table_answers_every_error_the_helper_package_shows_as_a_sentence():
+    """An error the package shows in place of a traceback (``_render_traceback_``) is one a student meets as a bare
+    sentence: the first cell's table of "If something goes wrong" must name each one."""
+    import importlib
+    import inspect
+    import pkgutil
+    import sys
+
+    intro = "".join(nbformat.read(RELEASE_DIR / "a2-cnn.ipynb", as_version=4).cells[0].source)
+    table = intro[intro.index("If something goes wrong"):]
+    sys.path.insert(0, str(SOURCE_DIR))
+    try:
+        import a2cnn
+
+        shown = set()
+        for module in pkgutil.iter_modules(a2cnn.__path__):
+            loaded = importlib.import_module(f"a2cnn.{module.name}")
+            shown |= {name for name, value in vars(loaded).items() if inspect.isclass(value)
+                      and issubclass(value, Exception) and "_render_traceback_" in vars(value)}
+    finally:
+        sys.path.remove(str(SOURCE_DIR))
+    assert shown >= {"LayerInputError", "ModelOutputError"}
+    assert {name for name in shown if f"`{name}:" not in table} == set()
