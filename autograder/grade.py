@@ -11,6 +11,9 @@ the part "not run", to be regraded; the other parts are still graded.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -19,21 +22,48 @@ from . import submission as sub
 from .checks.evidence import Evidence, limit_hint, stop_words
 from .checks.registry import checks_for
 from .config import GraderConfig
-from .execution import execute, find_weights
-from .learning import torch_threads
+from .execution import Weights, execute, find_weights, tmp_inputs_dir
+from .learning import (DataUnavailableError, finetune_data, finetune_unavailable, torch_threads,
+                       write_finetune_inputs)
 from .parts import part as part_named
 from .probes import PROBES, Secrets
 from .program import build_program
 from .report import CheckResult, GradeReport, PartReport
 from .tiers import TIERS, TierError, select_tier
+from .worker.finetune_learning_probe import STAND_IN
 
 GRADER_FAULT = "not graded because of a grader error (not your fault); the instructor will regrade it"
 LOG_CHARS = 16 * 1024
 
 
-def available_probes() -> set:
-    """Probes this grader can run: Part C's training probe needs pretrained weights mounted for the workers."""
-    return {name for name in PROBES if name != "finetune_learning"}
+def available_probes(tier=None, weights=None) -> set:
+    """Probes this grader can run: Part C's training probe needs the tier's pretrained weights, mounted for the
+    workers, and the official masks (for the parent's measurement)."""
+    names = set(PROBES)
+    ready = tier is not None and (tier.finetune_arch == STAND_IN or (weights is not None and weights.host))
+    if not ready or finetune_unavailable(tier):
+        names.discard("finetune_learning")
+    return names
+
+
+@contextlib.contextmanager
+def finetune_inputs(program, tier):
+    """The folder of input files the workers see (``/a2/in``): Part C's training pictures when the program runs its
+    training probe, else None. Removed afterwards."""
+    if "finetune_learning" not in program.probes:
+        yield None
+        return
+    folder = tmp_inputs_dir()
+    try:
+        images, masks = finetune_data(tier)
+        if len(images) != tier.finetune_images:  # the probe's batches index that many pictures
+            raise DataUnavailableError(f"{len(images)} official training pictures, {tier.finetune_images} needed")
+        write_finetune_inputs(folder, images, masks)
+        for name in os.listdir(folder):
+            os.chmod(os.path.join(folder, name), 0o644)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _fill(part_report: PartReport, status: str, message: str) -> None:
@@ -118,13 +148,21 @@ def grade_notebook(path, config: GraderConfig | None = None, parts=None, on_part
         tier = select_tier(config.tier)
     except TierError as exc:
         tier, tier_problem = TIERS["cpu"], str(exc)
-    program = build_program(submission, master, part_names, secrets, tier, config, available_probes())
+    weights = (Weights(None, log="pretrained weights: none needed by the stand-in model") if tier.finetune_arch == STAND_IN
+               else find_weights(tier.finetune_arch))
+    report.log.append(weights.log)
+    program = build_program(submission, master, part_names, secrets, tier, config, available_probes(tier, weights))
     report.notes += [feedback.note(n) for n in program.notes]
     if on_part:
         on_part("notebook")
-    weights = find_weights(tier.finetune_arch)
-    report.log.append(weights.log)
-    execution = execute(program.steps, config, weights=weights)
+    try:
+        with finetune_inputs(program, tier) as inputs:
+            execution = execute(program.steps, config, inputs=inputs, weights=weights)
+    except DataUnavailableError as exc:  # the mirror changed under the grader: Part C's check says not run
+        report.log.append(f"Part C's training pictures could not be prepared: {exc}")
+        program.probes.pop("finetune_learning", None)
+        program.steps = [s for s in program.steps if s.get("probe") != "finetune_learning"]
+        execution = execute(program.steps, config, weights=weights)
     report.log += execution.log
     for stream in ("stdout", "stderr"):
         text = getattr(execution, stream).strip()

@@ -36,6 +36,8 @@ import torch.nn as nn
 
 from .checks.base import failed, not_run
 from .reference import ensure_helper_on_path
+from .worker.finetune_learning_probe import INPUTS_FILE, STAND_IN, batch_order, build_model, run_student
+from .worker.recording import Recording
 
 ensure_helper_on_path()
 from a2cnn import oxford17  # noqa: E402  (the pristine helper package, put on sys.path just above)
@@ -225,7 +227,29 @@ def measure_graph(facts, tier, seed, data=None, device=None, label="model"):
 # ------------------------------------------------------------------------------------------------- Part C
 def architecture_name(tier):
     """Display name (as in LoadInfo.architecture) of the tier's DeepLabV3 backbone."""
+    if tier.finetune_arch == STAND_IN:
+        return "a small stand-in DeepLabV3 (the grader's own tests)"
     return ARCHITECTURES[tier.finetune_arch][2]
+
+
+def finetune_error_text(error, tier) -> str:
+    """What went wrong in the student's Part C functions, from a worker's (untrusted) error facts: one sentence."""
+    from .feedback import error_excerpt, identifier
+
+    error = error if isinstance(error, dict) else {}
+    kind, stage = error.get("type"), error.get("stage")
+    call = ("freeze_and_replace(model)" if stage == "prepare" else
+            f"train(model, loader, epochs=1, learn_rate={tier.finetune_learn_rate:g})")
+    if stage == "lookup":
+        name = "train" if error.get("name") == "train" else "freeze_and_replace"
+        return f"{name} is not defined as a function"
+    if kind == "not_a_module":
+        return f"freeze_and_replace returned a {identifier(error.get('found'))}, not the model"
+    if kind == "no_head":
+        return f"the model has no classifier[4] after {call.split('(')[0]}"
+    if kind == "StepTimeout":
+        return f"{call} did not finish within its time limit"
+    return f"{call} raised {error_excerpt(error)}"
 
 
 def finetune_unavailable(tier):
@@ -243,6 +267,8 @@ def finetune_unavailable(tier):
             oxford17.locate_splits(download=False)
         except DataUnavailableError as exc:
             reasons.append(f"the official Oxford-17 masks are not available: {exc}")
+    if tier.finetune_arch == STAND_IN:
+        return "; ".join(reasons) or None
     path = checkpoint_path(tier.finetune_arch)
     if not path.is_file():
         reasons.append(f"no pretrained {architecture_name(tier)} (COCO) weights: {path} is absent "
@@ -270,30 +296,95 @@ def finetune_data(tier):
     return torch.stack([image for image, _ in items]), torch.stack([mask for _, mask in items])
 
 
-def finetune_batches(images, masks, tier, seed):
-    """``tier.finetune_steps`` batches of ``tier.finetune_batch_size`` pictures, reshuffled on every pass."""
-    generator = torch.Generator().manual_seed(seed)
-    batches, order = [], []
-    while len(batches) < tier.finetune_steps:
-        if len(order) < tier.finetune_batch_size:
-            order = order + torch.randperm(len(images), generator=generator).tolist()
-        idx, order = order[: tier.finetune_batch_size], order[tier.finetune_batch_size:]
-        batches.append((images[idx], masks[idx]))
-    return batches
+def finetune_probe_args(tier, seed, count, inputs_dir) -> dict:
+    """What the worker's Part C probe is given (``worker/finetune_learning_probe.py``): the backbone, the batches
+    (indices into the ``count`` pictures of the inputs file), the learning rate and the seed."""
+    return {"arch": tier.finetune_arch, "seed": int(seed), "learn_rate": tier.finetune_learn_rate,
+            "order": batch_order(count, tier.finetune_batch_size, tier.finetune_steps, seed), "device": "cpu",
+            "inputs": inputs_dir}
+
+
+def write_finetune_inputs(folder, images, masks) -> None:
+    """The training pictures for the worker, in a file that loads without running code."""
+    import safetensors.torch
+
+    safetensors.torch.save_file({"images": images.contiguous(), "masks": masks.contiguous()},
+                                os.path.join(folder, INPUTS_FILE))
+
+
+def finetune_model(tier):
+    """(Parent) A pristine pretrained DeepLabV3 of the tier, in eval mode, loaded without running any student code;
+    an Outcome (not run) when its weights are not here."""
+    if tier.finetune_arch == STAND_IN:
+        return build_model(STAND_IN)
+    with offline():
+        model, info = load_deeplabv3(prefer=tier.finetune_arch)
+    if not info.pretrained or info.architecture != architecture_name(tier):
+        return not_run(f"Part C cannot be measured meaningfully here, so it is not graded: no pretrained "
+                       f"{architecture_name(tier)} weights ({info.reason})")
+    return model.eval()
+
+
+def returned_head(tensors: dict, prefix: str):
+    """``classifier.4`` as a worker returned it under ``prefix/``: a Conv2d(256, 2, 1) with finite values, or a
+    student-visible problem (str)."""
+    weight, bias = tensors.get(f"{prefix}/weight"), tensors.get(f"{prefix}/bias")
+    keys = {k for k in tensors if k.startswith(prefix + "/")}
+    if weight is None or keys - {f"{prefix}/weight", f"{prefix}/bias"}:
+        return "classifier.4 is not a single convolution (expected Conv2d(256, 2, kernel_size=1))"
+    if tuple(weight.shape) != (2, 256, 1, 1) or (bias is not None and tuple(bias.shape) != (2,)):
+        return f"classifier.4 has weights of shape {tuple(weight.shape)}, not those of Conv2d(256, 2, kernel_size=1)"
+    if weight.dtype != torch.float32 or not torch.isfinite(weight).all() or (
+            bias is not None and (bias.dtype != torch.float32 or not torch.isfinite(bias).all())):
+        return "classifier.4 holds values that are not finite float32 numbers"
+    head = nn.Conv2d(256, 2, kernel_size=1, bias=bias is not None)
+    with torch.no_grad():
+        head.weight.copy_(weight)
+        if bias is not None:
+            head.bias.copy_(bias)
+    return head
+
+
+def head_loss(model, head, images, masks, tier, device):
+    """(Parent) The grader's per-pixel cross-entropy of ``model`` with ``head`` as classifier.4 on the pictures."""
+    model.classifier[4] = head.to(device)
+    batches = [(images[i: i + tier.finetune_batch_size], masks[i: i + tier.finetune_batch_size])
+               for i in range(0, len(images), tier.finetune_batch_size)]
+    return float(evaluate_segmentation(model, batches, device)["loss"])
+
+
+def judge_finetune(tensors, facts, tier, model, images, masks, device=None):
+    """(Parent) From what the worker returned, the loss of its classifier.4 before and after ``train`` on the
+    parent's own model and pictures; dict, or Outcome (failed) when the returned head is not usable."""
+    device = _prepare_device(device or tier.device)
+    heads = {}
+    for when in ("initial", "final"):
+        head = returned_head(tensors, when)
+        if isinstance(head, str):
+            stage = "after freeze_and_replace" if when == "initial" else "after train"
+            return failed(f"{head} ({stage})")
+        heads[when] = head
+    with torch_threads(tier.threads), torch.no_grad():
+        model.to(device)
+        initial = head_loss(model, heads["initial"], images, masks, tier, device)
+        loss = head_loss(model, heads["final"], images, masks, tier, device)
+    if not math.isfinite(loss):
+        return failed(f"the fine-tuning loss became NaN or infinite (initial loss {initial:.4f})")
+    reported = facts.get("reported")
+    return {"loss": loss, "initial_loss": initial,
+            "reported_losses": reported if isinstance(reported, list) else None,
+            "images": len(images), "steps": tier.finetune_steps}
 
 
 def measure_finetune(ns, tier, seed, device=None):
-    """Run the student's ``freeze_and_replace`` and ``train`` on the pretrained DeepLabV3; dict or Outcome.
+    """Run ``freeze_and_replace`` and ``train`` of ``ns`` (trusted code: the reference, for calibration) exactly as
+    a worker runs a submission's, then measure the returned classifier.4 exactly as grading does; dict or Outcome.
 
     Not run (with the reason) without the official masks or without pretrained weights of the tier's backbone.
-    dict keys: ``loss`` (grader-measured mean per-pixel cross-entropy on the training pictures after the steps,
-    compared with the threshold), ``initial_loss`` (same, right after ``freeze_and_replace``), ``reported_losses``
-    (what ``train`` returned), ``seconds``, ``architecture``, ``images``, ``steps``.
+    dict keys: ``loss`` (the grader's mean per-pixel cross-entropy on the training pictures after the steps,
+    compared with the threshold), ``initial_loss`` (same, with classifier.4 as ``freeze_and_replace`` made it),
+    ``reported_losses`` (what ``train`` returned), ``seconds``, ``architecture``, ``images``, ``steps``.
     """
-    freeze_and_replace, train = ns.get("freeze_and_replace"), ns.get("train")
-    for name, value in (("freeze_and_replace", freeze_and_replace), ("train", train)):
-        if not callable(value):
-            return failed(f"{name} is not defined as a function")
     # The notebook imports run_finetune_epochs in a locked cell before the answer cells; the grader's copy.
     ns.setdefault("run_finetune_epochs", run_finetune_epochs)
     reasons, images, masks = [], None, None
@@ -301,57 +392,21 @@ def measure_finetune(ns, tier, seed, device=None):
         images, masks = finetune_data(tier)
     except DataUnavailableError as exc:
         reasons.append(f"the official Oxford-17 masks are not available: {exc}")
-    with offline():
-        model, info = load_deeplabv3(prefer=tier.finetune_arch)
-    if not info.pretrained:
-        reasons.append(f"no pretrained DeepLabV3 weights ({info.reason})")
-    elif info.architecture != architecture_name(tier):
-        reasons.append(f"tier {tier.name} is calibrated with {architecture_name(tier)}, but only "
-                       f"{info.architecture} weights are available ({info.reason})")
+    student_model, judge_model = finetune_model(tier), finetune_model(tier)
+    if not isinstance(student_model, nn.Module):
+        reasons.append(student_model.message)
     if reasons:
         return not_run("Part C cannot be measured meaningfully here, so it is not graded: " + "; ".join(reasons))
-    device = _prepare_device(device or tier.device)
+    recording = Recording(2**20)
+    args = finetune_probe_args(tier, seed, len(images), "")
     with torch_threads(tier.threads):
         seed_everything(seed, deterministic=True)
-        try:
-            model = freeze_and_replace(model)
-        except Exception as exc:
-            return failed(f"freeze_and_replace(model) raised {short_error(exc)}")
-        if not isinstance(model, nn.Module):
-            return failed(f"freeze_and_replace returned {type(model).__name__}, not the model")
-        eval_batches = [(images[i: i + tier.finetune_batch_size], masks[i: i + tier.finetune_batch_size])
-                        for i in range(0, len(images), tier.finetune_batch_size)]
-        try:
-            initial = evaluate_segmentation(model, eval_batches, device)["loss"]
-        except Exception as exc:
-            return failed(f"the model returned by freeze_and_replace cannot be evaluated: {short_error(exc)}")
-        batches = finetune_batches(images, masks, tier, seed)
         started = time.perf_counter()
-        try:
-            with contextlib.redirect_stderr(io.StringIO()):  # the loop's progress bar, not feedback
-                reported = train(model, batches, epochs=1, learn_rate=tier.finetune_learn_rate, device=str(device))
-        except Exception as exc:
-            return failed(f"train(model, loader, epochs=1, learn_rate={tier.finetune_learn_rate}) raised "
-                          f"{short_error(exc)}")
+        facts = run_student(ns, student_model, images, masks, args, recording, limit=3600.0)
         seconds = time.perf_counter() - started
-        try:
-            after = evaluate_segmentation(model, eval_batches, device)["loss"]
-        except Exception as exc:
-            return failed(f"the fine-tuned model cannot be evaluated: {short_error(exc)}")
-    if not math.isfinite(after):
-        return failed(f"the fine-tuning loss became NaN or infinite (initial loss {initial:.4f})")
-    try:
-        reported = [float(v) for v in reported]
-    except Exception:
-        reported = repr(reported)[:200]
-    return {
-        "seed": int(seed),
-        "loss": float(after),
-        "initial_loss": float(initial),
-        "reported_losses": reported,
-        "seconds": round(seconds, 3),
-        "architecture": info.architecture,
-        "weights": info.weights,
-        "images": len(images),
-        "steps": tier.finetune_steps,
-    }
+    if "error" in facts:
+        return failed(finetune_error_text(facts["error"], tier))
+    result = judge_finetune(recording.tensors, facts, tier, judge_model, images, masks, device)
+    if isinstance(result, dict):
+        result.update(seed=int(seed), seconds=round(seconds, 3), architecture=architecture_name(tier))
+    return result

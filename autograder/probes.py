@@ -103,6 +103,12 @@ class Probe:
                              "seed_call": seed("unfrozen", "call"), "seed_batch": seed("unfrozen", "batch"),
                              "learn_rate": FINETUNE_LEARN_RATE},
             }
+        if self.kind == "finetune_learning":
+            # the seed of the calibration's grading run: the threshold was measured with these batches
+            from .learning import finetune_probe_args
+            from .sandbox.view import INPUTS_TARGET
+
+            return finetune_probe_args(tier, tier.grade_seed, tier.finetune_images, INPUTS_TARGET)
         raise ValueError(f"probe {self.name} has no arguments of its own")
 
 

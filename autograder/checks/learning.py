@@ -7,11 +7,18 @@ classes wired as verified (:class:`~autograder.verify.colouriser.GraphModel`), a
 its own data, seed and threads: no code of the student's runs while learning is measured, and the held-out horses
 never reach a worker. The validation loss is compared with the tier's calibrated threshold
 (``autograder/calibration/<tier>.json``). Whatever cannot be measured here reports "not run" with the reason.
+
+Part C (probe ``finetune_learning``) runs the student's functions, so they run in a worker, on the pretrained model
+and the training pictures the parent gives it; the worker returns only classifier.4, and the parent measures the
+loss of that classifier.4 on its own copy of the model and pictures (``learning.judge_finetune``).
 """
 from __future__ import annotations
 
+import torch.nn as nn
+
 from ..calibrate import CalibrationError, load_thresholds
-from ..learning import data_fingerprint, describe_data, finetune_unavailable, measure_graph, tier_data
+from ..learning import (architecture_name, data_fingerprint, describe_data, finetune_data, finetune_error_text,
+                        finetune_model, finetune_unavailable, judge_finetune, measure_graph, tier_data)
 from ..verify.colouriser import trainable_graph_problem
 from .base import failed, not_run, passed
 from .evidence import Evidence, error_text
@@ -69,9 +76,47 @@ def colouriser_learns(model: str):
 
 
 def finetune_learns(evidence: Evidence):
-    reason = finetune_unavailable(evidence.tier)
-    if reason:
+    """Part C: the worker runs the student's freeze_and_replace and train on the pretrained model and returns
+    classifier.4; the parent measures the loss of that classifier.4 on its own copy of the model and pictures."""
+    tier = evidence.tier
+    if finetune_unavailable(tier):
         return not_run("Part C cannot be measured meaningfully on this grader, so it is not graded here: "
                        "pretrained DeepLabV3 weights and the official Oxford-17 masks are needed")
-    return not_run("Part C's training check runs only on a grader prepared for it (pretrained weights mounted "
-                   "for the workers); the instructor will regrade it there")
+    thresholds, outcome = _thresholds(tier)
+    if outcome:
+        return outcome
+    threshold = thresholds.get("finetune")
+    if threshold is None:
+        return not_run(f"grader configuration: Part C's threshold is not calibrated for tier {tier.name}; the "
+                       "instructor will calibrate it where the weights and the masks are, and regrade")
+    if "finetune_learning" not in evidence.program.probes:
+        return not_run("Part C's training check runs only on a grader prepared for it (pretrained weights mounted "
+                       "for the workers); the instructor will regrade it there")
+    failure = evidence.failure("finetune_learning", "your fine-tuning (freeze_and_replace, then train)")
+    if failure:
+        return failed(failure)
+    step = evidence.step("finetune_learning")
+    error = step.facts.get("error") if isinstance(step.facts, dict) else {"stage": "setup"}
+    if isinstance(error, dict) and error.get("stage") == "setup":
+        # the parent checked that the weights and pictures are there: a worker that cannot load them was tampered with
+        return failed("the grader could not set up Part C's model in your notebook's process (does a cell replace "
+                      "torch, torchvision or a2cnn?)")
+    if error is not None:
+        return failed(finetune_error_text(error, tier))
+    model = finetune_model(tier)
+    if not isinstance(model, nn.Module):
+        return model
+    images, masks = finetune_data(tier)
+    result = judge_finetune(step.tensors, step.facts, tier, model, images, masks)
+    if not isinstance(result, dict):
+        return result
+    loss = result["loss"]
+    what = (f"with the classifier.4 your train() left after {result['steps']} steps on {result['images']} training "
+            f"pictures ({architecture_name(tier)}), the grader measures a loss of {loss:.4f} (it was "
+            f"{result['initial_loss']:.4f} after your freeze_and_replace)")
+    where = f"tier {tier.name}; {thresholds['provenance']}"
+    if loss <= threshold:
+        return passed(f"{what}; threshold {threshold:.4f} ({where})")
+    return failed(f"{what}, above the threshold {threshold:.4f} that the reference solution meets ({where}): check "
+                  "that only classifier.4 learns, that its parameters are the ones given to the optimizer, and that "
+                  "the model stays in eval() mode")

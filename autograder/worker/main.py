@@ -5,7 +5,8 @@ Steps, in the order the parent lists them:
 
 * ``cell``: a code cell of the notebook, run as written in the notebook's namespace, under a time limit;
 * ``gate``: the visible tests of a part (the master's code), run where the notebook has its test cell;
-* ``probe``: a probe of the student's definitions at that point (``colouriser_probe``, ``finetune_probe``).
+* ``probe``: a probe of the student's definitions at that point (``colouriser_probe``, ``finetune_probe``,
+  ``finetune_learning_probe``).
 
 Steps the parent lists in ``skip`` are left out (after a restart, those already done and the one that stopped the
 worker). The worker decides nothing; the parent judges every step from what it reports.
@@ -20,10 +21,11 @@ import torch
 
 import a2cnn.layers  # the pristine helper package, imported before any student code can replace it
 
-from . import colouriser_probe, finetune_probe
+from . import colouriser_probe, finetune_learning_probe, finetune_probe
 from .cells import run_code
 
-PROBES = {"colouriser": colouriser_probe.probe, "finetune": finetune_probe.probe}
+PROBES = {"colouriser": colouriser_probe.probe, "finetune": finetune_probe.probe,
+          "finetune_learning": finetune_learning_probe.probe}
 _LAYERS = a2cnn.layers
 _monotonic, _save = time.monotonic, safetensors.torch.save
 
