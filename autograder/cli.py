@@ -4,40 +4,50 @@
     python -m autograder batch SUBMITTED_DIR [--out results/] [--tier ...] [--jobs N] [--regrade] [--student ID,...]
     python -m autograder calibrate --tier cpu|gpu|auto [--seeds 0,1,2,3,4]
     python -m autograder package gradescope --out autograder.zip [--parts ...] [--tier ...] [results options]
-    python -m autograder config             every setting with its default and meaning
+    python -m autograder config [--config PATH] [--set NAME=VALUE]   every setting's value, source and meaning
+
+Settings (`config` lists them) come from their defaults, then the settings file (--config PATH, else
+./nbgrader_config.py when there is one: its A2Grader section, e.g. `c.A2Grader.cell_seconds = 90`), then the
+command line (--set NAME=VALUE, --tier, --parts, ...), the later winning (autograder/settings.py).
 
 Exit codes: 0 grading finished (whatever the score; a submission that cannot be read gets 0 points, not an error),
 1 the grader itself failed on some part (those parts are reported as "not run" and must be regraded),
-2 usage error (bad arguments, missing file for `grade`).
+2 usage error (bad arguments or settings, missing file for `grade`).
 """
 import argparse
 import sys
 from pathlib import Path
 
-from .config import GraderConfig
-from .gradescope import NOT_RUN_POLICIES, VISIBILITIES, ResultsSettingError, check_settings
+from .config import TIER_CHOICES, GraderConfig
+from .gradescope import NOT_RUN_POLICIES, VISIBILITIES, ResultsSettingError
+from .settings import FIELDS, SettingError, Settings, describe, resolve
 
 
-def _config(args):
-    config = GraderConfig()
-    if getattr(args, "tier", None):
-        config.tier = args.tier
-    if getattr(args, "parts", None):
-        config.parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
-    if getattr(args, "visibility", None):
-        config.visibility = args.visibility
-    if getattr(args, "check_visibility", None):
-        pairs = [item.split("=", 1) for item in args.check_visibility.split(",") if item.strip()]
-        if any(len(pair) != 2 for pair in pairs):
-            raise ResultsSettingError("--check-visibility takes CHECK=VISIBILITY pairs separated by commas")
-        config.check_visibility = tuple((name.strip(), value.strip()) for name, value in pairs)
-    if getattr(args, "not_run_policy", None):
-        config.not_run_policy = args.not_run_policy
-    check_settings(config.visibility, dict(config.check_visibility), config.not_run_policy)
-    return config
+def _settings(args) -> Settings:
+    """Defaults, then the settings file, then the command line (``--set``, then the named flags)."""
+    overrides = {}
+    for item in getattr(args, "set", None) or ():
+        name, equals, value = item.partition("=")
+        if not equals:
+            raise SettingError(f"command line: --set {item!r}: expected NAME=VALUE")
+        overrides[name.strip()] = value
+    overrides.update({name: getattr(args, name) for name in FIELDS if getattr(args, name, None) is not None})
+    return resolve(getattr(args, "config", None), overrides)
+
+
+def _config(args) -> GraderConfig:
+    return _settings(args).config
+
+
+def _settings_options(command):
+    command.add_argument("--config", metavar="PATH", help="the settings file (default: ./nbgrader_config.py when "
+                                                          "there is one; its A2Grader section)")
+    command.add_argument("--set", action="append", metavar="NAME=VALUE",
+                         help="set any setting (repeat for more; `config` lists them); wins over the file")
 
 
 def _results_options(command):
+    _settings_options(command)
     command.add_argument("--visibility", choices=VISIBILITIES, help="Gradescope visibility of every test")
     command.add_argument("--check-visibility", metavar="CHECK=VIS,...",
                          help="visibility of some checks (e.g. cnn_learns=after_due_date)")
@@ -69,8 +79,9 @@ def cmd_batch(args):
         return 2
     students = [s.strip() for s in args.student.split(",") if s.strip()] if args.student else None
     try:
-        rows = grade_tree(args.submitted, args.out, _config(args), jobs=args.jobs, regrade=args.regrade,
-                          students=students)
+        rows = grade_tree(args.submitted, args.out, _config(args), regrade=args.regrade, students=students)
+    except SettingError:
+        raise
     except ValueError as exc:  # an unknown --student
         print(f"usage error: {exc}", file=sys.stderr)
         return 2
@@ -105,8 +116,8 @@ def isolation_line() -> str:
     return "isolation: bubblewrap works here; workers see only the interpreter, the worker code and a private /tmp"
 
 
-def cmd_config(_args):
-    print(GraderConfig.describe())
+def cmd_config(args):
+    print(describe(_settings(args)))
     print(isolation_line())
     return 0
 
@@ -118,7 +129,7 @@ def main(argv=None):
     grade.add_argument("submission")
     grade.add_argument("--json", help="write Gradescope-style results here")
     grade.add_argument("--parts", help="comma-separated parts to grade (default: all)")
-    grade.add_argument("--tier", choices=["cpu", "gpu", "auto"], help="training-check tier")
+    grade.add_argument("--tier", choices=TIER_CHOICES, help="training-check tier")
     grade.add_argument("--show-output", action="store_true", help="also print what the student's code printed (instructors only)")
     _results_options(grade)
     grade.set_defaults(func=cmd_grade)
@@ -126,9 +137,9 @@ def main(argv=None):
     batch.add_argument("submitted")
     batch.add_argument("--out", default="results", help="folder for <student>.json and grades.csv")
     batch.add_argument("--parts")
-    batch.add_argument("--tier", choices=["cpu", "gpu", "auto"])
-    batch.add_argument("--jobs", type=int, help="grades at a time (default: the cores over each grade's threads, "
-                                                "as memory allows)")
+    batch.add_argument("--tier", choices=TIER_CHOICES)
+    batch.add_argument("--jobs", help="grades at a time (default: the cores over each grade's threads, as memory "
+                                      "allows)")
     batch.add_argument("--regrade", action="store_true", help="grade again students already graded and current")
     batch.add_argument("--student", help="comma-separated student ids to grade (default: everyone)")
     _results_options(batch)
@@ -137,11 +148,12 @@ def main(argv=None):
     package.add_argument("platform", choices=["gradescope"])
     package.add_argument("--out", default="autograder.zip", help="the zip to write")
     package.add_argument("--parts", help="comma-separated parts the package grades (default: all)")
-    package.add_argument("--tier", choices=["cpu", "gpu", "auto"], help="training-check tier")
+    package.add_argument("--tier", choices=TIER_CHOICES, help="training-check tier")
     _results_options(package)
     package.set_defaults(func=cmd_package)
     sub.add_parser("calibrate", help="train the reference over seeds and write the thresholds (see calibrate --help)")
-    config = sub.add_parser("config", help="list every setting with its default")
+    config = sub.add_parser("config", help="list every setting: its value, where it came from, what it means")
+    _settings_options(config)
     config.set_defaults(func=cmd_config)
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["calibrate"]:  # its own parser, in autograder/calibrate.py
@@ -153,6 +165,9 @@ def main(argv=None):
         return args.func(args)
     except ResultsSettingError as exc:  # a usage error, found before any grading
         print(f"usage error: {exc}", file=sys.stderr)
+        return 2
+    except SettingError as exc:  # a setting's value, from the settings file or the command line
+        print(f"settings error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 1
