@@ -1,6 +1,7 @@
 """Command line of the grader.
 
     python -m autograder grade SUBMISSION.ipynb [--json results.json] [--parts cnn,unet,...] [--tier cpu|gpu|auto]
+    python -m autograder grade SUBMISSION.ipynb --classroom [--min-score POINTS]   (GitHub Classroom, CI)
     python -m autograder batch SUBMITTED_DIR [--out results/] [--tier ...] [--jobs N] [--regrade] [--student ID,...]
     python -m autograder calibrate --tier cpu|gpu|auto [--seeds 0,1,2,3,4]
     python -m autograder package gradescope --out autograder.zip [--parts ...] [--tier ...] [results options]
@@ -13,6 +14,8 @@ command line (--set NAME=VALUE, --tier, --parts, ...), the later winning (autogr
 Exit codes: 0 grading finished (whatever the score; a submission that cannot be read gets 0 points, not an error),
 1 the grader itself failed on some part (those parts are reported as "not run" and must be regraded),
 2 usage error (bad arguments or settings, missing file for `grade`).
+`grade --classroom` (autograder/classroom.py): 0 the score reaches the bar, 1 it does not, 2 usage error, 3 grader
+error; stderr empty unless something went wrong.
 """
 import argparse
 import sys
@@ -62,13 +65,52 @@ def cmd_grade(args):
     if not Path(args.submission).is_file():
         print(f"no such file: {args.submission}", file=sys.stderr)
         return 2
-    config = _config(args)
+    settings = _settings(args)
+    config = settings.config
+    if args.classroom:
+        return _grade_classroom(args, settings)
     report = grade_notebook(args.submission, config, on_part=lambda part: print(f"grading {part} ...", file=sys.stderr, flush=True))
     print(summary_text(report, show_logs=args.show_output))
     if args.json:
         write_json(report, args.json, **settings_of(config))
         print(f"results written to {args.json} (instructor log: {instructor_log_path(args.json)})")
     return 1 if report.grader_errors else 0
+
+
+def _grade_classroom(args, settings: Settings) -> int:
+    """``grade --classroom``: exit 0 at or above the bar, 1 below it, 3 on a grader error; stderr only for errors
+    (``classroom.py``)."""
+    from . import classroom
+    from .grade import grade_notebook
+    from .results import settings_of, write_json
+
+    config = settings.config
+    if args.show_output:
+        raise SettingError("command line: --show-output is for instructors, not with --classroom (use --json: its "
+                           "instructor log holds what the code printed)")
+    try:
+        classroom.check_bar(config)
+    except ValueError as exc:
+        raise SettingError(f"{settings.sources['min_score']}: {exc}") from None
+    kept = []
+    try:
+        with classroom.quiet_stderr(kept):
+            report = grade_notebook(args.submission, config)
+    except Exception as exc:  # noqa: BLE001 - a grader bug; its text may hold machine paths, so only its kind here
+        print(f"grader error: the grader failed ({type(exc).__name__}), not the submission; grade it again without "
+              "--classroom to see why", file=sys.stderr)
+        return classroom.GRADER_ERROR
+    report.log += kept
+    verdict = classroom.verdict(report, config)
+    print(classroom.summary(report, verdict))
+    if args.json:
+        write_json(report, args.json, **settings_of(config))
+    if report.grader_errors:
+        parts = ", ".join(part.part for part in report.parts if part.grader_error)
+        print(f"grader error: part(s) {parts} could not be graded (not the submission's fault); regrade them",
+              file=sys.stderr)
+        return classroom.GRADER_ERROR
+    return classroom.PASSED if verdict.passed else classroom.BELOW_BAR
 
 
 def cmd_batch(args):
@@ -131,6 +173,11 @@ def main(argv=None):
     grade.add_argument("--parts", help="comma-separated parts to grade (default: all)")
     grade.add_argument("--tier", choices=TIER_CHOICES, help="training-check tier")
     grade.add_argument("--show-output", action="store_true", help="also print what the student's code printed (instructors only)")
+    grade.add_argument("--classroom", action="store_true",
+                       help="GitHub Classroom / CI: exit 0 when the score reaches the bar (min_score), 1 when it "
+                            "does not, 3 on a grader error; stderr stays empty unless something went wrong")
+    grade.add_argument("--min-score", metavar="POINTS", help="the bar of --classroom (default: every point of the "
+                                                             "parts graded)")
     _results_options(grade)
     grade.set_defaults(func=cmd_grade)
     batch = sub.add_parser("batch", help="grade an nbgrader submitted/ tree")

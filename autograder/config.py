@@ -50,6 +50,8 @@ class GraderConfig:
     file_bytes: int = _setting(256 * 2**20, "largest file a worker may write (RLIMIT_FSIZE)", minimum=2**20)
     jobs: int = _setting(0, "grades at a time in `batch` (0: the cores over each grade's threads, as memory allows)",
                          minimum=0, grading=False)
+    min_score: float | None = _setting(None, "points a submission needs to pass `grade --classroom` (exit 0); unset: "
+                                             "every point of the parts graded", minimum=0, grading=False)
 
 
 def grading_settings(config: GraderConfig) -> dict:
