@@ -39,7 +39,7 @@ c.Autograde.autograde_preprocessors = [
     for pp in Autograde.class_traits()["autograde_preprocessors"].default()
 ]
 
-# The isolated grader's settings, for `python -m autograder` run in this folder and for `nbgrader autograde` alike
+# The isolated grader's settings, for `python -m autograder` (which reads this file beside it) and `nbgrader autograde`
 # (`python -m autograder config` lists every setting, its value and where that came from; flags override these):
 # c.A2Grader.tier = "cpu"
 # c.A2Grader.cell_seconds = 90

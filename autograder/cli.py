@@ -7,9 +7,10 @@
     python -m autograder package gradescope --out autograder.zip [--parts ...] [--tier ...] [results options]
     python -m autograder config [--config PATH] [--set NAME=VALUE]   every setting's value, source and meaning
 
-Settings (`config` lists them) come from their defaults, then the settings file (--config PATH, else
-./nbgrader_config.py when there is one: its A2Grader section, e.g. `c.A2Grader.cell_seconds = 90`), then the
-command line (--set NAME=VALUE, --tier, --parts, ...), the later winning (autograder/settings.py).
+Settings (`config` lists them) come from their defaults, then the settings file (--config PATH, else the course's
+nbgrader_config.py beside the grader, never one in the current folder: its A2Grader section, e.g.
+`c.A2Grader.cell_seconds = 90`), then the command line (--set NAME=VALUE, --tier, --parts, ...), the later winning
+(autograder/settings.py).
 
 Exit codes: 0 grading finished (whatever the score; a submission that cannot be read gets 0 points, not an error),
 1 the grader itself failed on some part (those parts are reported as "not run" and must be regraded),
@@ -43,8 +44,8 @@ def _config(args) -> GraderConfig:
 
 
 def _settings_options(command):
-    command.add_argument("--config", metavar="PATH", help="the settings file (default: ./nbgrader_config.py when "
-                                                          "there is one; its A2Grader section)")
+    command.add_argument("--config", metavar="PATH", help="the settings file (default: the course's "
+                                                          "nbgrader_config.py beside the grader; its A2Grader section)")
     command.add_argument("--set", action="append", metavar="NAME=VALUE",
                          help="set any setting (repeat for more; `config` lists them); wins over the file")
 

@@ -4,8 +4,10 @@ Every setting is defined once, in ``config.GraderConfig`` (name, type, default, 
 value from, the later winning:
 
 1. its default;
-2. the course's settings file: ``--config PATH``, else ``nbgrader_config.py`` in the current folder when there is
-   one. It is the course's nbgrader configuration (traitlets); the grader reads its ``A2Grader`` section::
+2. the course's settings file: ``--config PATH``, else the course's ``nbgrader_config.py`` beside the grader (the
+   folder holding the ``autograder`` package, where nbgrader runs too) when there is one; never a file found in the
+   current folder, which may be a student's (the file is Python, run by the grading parent). It is the course's
+   nbgrader configuration (traitlets); the grader reads its ``A2Grader`` section::
 
        c.A2Grader.cell_seconds = 90
        c.A2Grader.check_visibility = {"cnn_learns": "after_due_date"}
@@ -27,10 +29,11 @@ import math
 import types
 from pathlib import Path
 
-from .config import GraderConfig
+from .config import GRADER_ROOT, GraderConfig
 
 SECTION = "A2Grader"
 COURSE_FILE = "nbgrader_config.py"
+COURSE_ROOT = GRADER_ROOT  # where the course's own settings file is looked for
 DEFAULT = "default"
 COMMAND_LINE = "command line"
 FIELDS = {f.name: f for f in dataclasses.fields(GraderConfig)}
@@ -165,13 +168,13 @@ def from_section(section: dict, source: str) -> GraderConfig:
 
 # ------------------------------------------------------------------------------------------------ the file
 def find_file(given=None) -> Path | None:
-    """The settings file: ``given`` (which must exist), else ``nbgrader_config.py`` here when there is one."""
+    """The settings file: ``given`` (which must exist), else the course's ``nbgrader_config.py`` when there is one."""
     if given is not None:
         path = Path(given).expanduser()
         if not path.is_file():
             raise SettingError(f"{given}: no such settings file")
         return path.resolve()
-    path = Path.cwd() / COURSE_FILE
+    path = COURSE_ROOT / COURSE_FILE
     return path.resolve() if path.is_file() else None
 
 
@@ -208,8 +211,8 @@ def shown_to_workers(path: Path, config: GraderConfig) -> bool:
 
 # ------------------------------------------------------------------------------------------------ all together
 def resolve(file=None, overrides: dict | None = None) -> Settings:
-    """Defaults, then the settings file (``file``, else ``./nbgrader_config.py``), then ``overrides`` (the
-    command line's {name: value})."""
+    """Defaults, then the settings file (``file``, else the course's ``nbgrader_config.py``), then ``overrides``
+    (the command line's {name: value})."""
     path = find_file(file)
     config, sources = GraderConfig(), {name: DEFAULT for name in FIELDS}
     if path is not None:
@@ -224,7 +227,7 @@ def resolve(file=None, overrides: dict | None = None) -> Settings:
 def describe(settings: Settings) -> str:
     """Every setting with its effective value, where that value came from, and what it means."""
     origin = (f"{settings.file} (section {SECTION})" if settings.file else
-              f"none (no {COURSE_FILE} in this folder; --config PATH names one)")
+              f"none (no {COURSE_ROOT / COURSE_FILE}; --config PATH names one)")
     lines = [f"settings file: {origin}", "each setting: value (from default, the settings file, or the command line)"]
     for name, spec in FIELDS.items():
         lines.append(f"{name} = {getattr(settings.config, name)!r}  ({settings.sources[name]})")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from autograder import grade as grade_module
+from autograder import settings
 from autograder.cli import main
 from autograder.report import CheckResult, GradeReport, PartReport
 from tests.corpus import BY_NAME, build
@@ -52,7 +53,7 @@ def _report(scores, status=None, grader_error=""):
 
 @pytest.fixture
 def notebook(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # no course settings file here unless a test writes one
+    monkeypatch.setattr(settings, "COURSE_ROOT", tmp_path)  # no course settings file unless a test writes one
     path = tmp_path / "a.ipynb"
     path.write_text("{}")
     return path

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import batch
+from autograder import batch, settings
 from autograder import grade as grade_module
 from autograder.cli import main
 from autograder.config import GraderConfig
@@ -50,7 +50,7 @@ def test_the_course_file_sets_values_that_grade_uses_and_config_shows_with_their
     course.mkdir()
     path = _course(course, "c.A2Grader.cell_seconds = 90", "c.A2Grader.tier = 'cpu'",
                    "c.A2Grader.check_visibility = {'cnn_learns': 'after_due_date'}")
-    monkeypatch.chdir(course)  # nbgrader_config.py in the current folder, as nbgrader finds it
+    monkeypatch.setattr(settings, "COURSE_ROOT", course)  # the course's file, beside the grader
     assert main(["grade", str(notebook)]) == 0
     assert seen[-1].cell_seconds == 90.0 and seen[-1].tier == "cpu"
     assert seen[-1].check_visibility == (("cnn_learns", "after_due_date"),)
@@ -115,11 +115,22 @@ def test_bad_command_line_values_and_a_missing_file_are_clear_too(tmp_path, grad
     assert seen == []
 
 
-def test_the_courses_own_nbgrader_config_loads_with_default_settings(monkeypatch):
-    monkeypatch.chdir(REPO_ROOT)
-    settings = resolve()
-    assert settings.file == REPO_ROOT / "nbgrader_config.py"
-    assert settings.config == GraderConfig() and set(settings.sources.values()) == {"default"}
+def test_the_courses_own_nbgrader_config_loads_with_default_settings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # wherever the command runs
+    resolved = resolve()
+    assert resolved.file == REPO_ROOT / "nbgrader_config.py"
+    assert resolved.config == GraderConfig() and set(resolved.sources.values()) == {"default"}
+
+
+def test_a_settings_file_in_the_current_folder_is_never_run(tmp_path, monkeypatch, capsys):
+    """Grading from a student's folder must not run that student's nbgrader_config.py in the grading process."""
+    marker = tmp_path / "ran"
+    _course(tmp_path, f"open({str(marker)!r}, 'w').close()", "c.A2Grader.min_score = 0", "c.A2Grader.threads = 9")
+    monkeypatch.chdir(tmp_path)
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert f"settings file: {REPO_ROOT / 'nbgrader_config.py'}" in out and "threads = 1  (default)" in out
+    assert not marker.exists()
 
 
 def test_a_settings_file_the_workers_could_read_is_refused(tmp_path):
