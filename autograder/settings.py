@@ -112,7 +112,7 @@ def parse(name: str, value, base: Path | None = None):
     if kind in (int, float):
         value = _number(value, kind)
         if minimum is not None and value < minimum:
-            raise ValueError(f"must be at least {minimum:g}")
+            raise ValueError(f"must be at least {minimum}")
     elif kind is str:
         if not isinstance(value, str):
             raise ValueError("expected a string")

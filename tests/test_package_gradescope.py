@@ -72,6 +72,8 @@ def test_a_settings_file_with_an_unknown_setting_is_refused():
     with pytest.raises(ValueError, match="unknown settings"):
         package.config_from_settings({"parts": ["cnn"], "visiblity": "hidden"})
     assert package.config_from_settings({}).parts == GraderConfig().parts
+    with pytest.raises(ValueError, match="settings.json: cell_seconds = 'soon': expected a number"):
+        package.config_from_settings({"cell_seconds": "soon"})
 
 
 def _notebook(path):

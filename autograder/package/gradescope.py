@@ -120,9 +120,6 @@ def config_from_settings(settings: dict) -> GraderConfig:
     unknown = set(settings) - known
     if unknown:
         raise ValueError(f"unknown settings in {SETTINGS_FILE}: {', '.join(sorted(unknown))}")
-    values = dict(settings)
-    if "parts" in values:
-        values["parts"] = tuple(values["parts"])
-    if "check_visibility" in values:
-        values["check_visibility"] = tuple(tuple(pair) for pair in values["check_visibility"])
-    return GraderConfig(**values)
+    from ..settings import apply
+
+    return apply(settings, SETTINGS_FILE)[0]  # each value checked as from the course's settings file
