@@ -38,3 +38,9 @@ c.Autograde.autograde_preprocessors = [
     "autograder.nbgrader_grading.IsolatedGrading" if pp is Execute else f"{pp.__module__}.{pp.__name__}"
     for pp in Autograde.class_traits()["autograde_preprocessors"].default()
 ]
+
+# The isolated grader's settings, for `python -m autograder` (which reads this file beside it) and `nbgrader autograde`
+# (`python -m autograder config` lists every setting, its value and where that came from; flags override these):
+# c.A2Grader.tier = "cpu"
+# c.A2Grader.cell_seconds = 90
+# c.A2Grader.check_visibility = {"cnn_learns": "after_due_date"}

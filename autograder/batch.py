@@ -25,7 +25,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .config import GRADER_ROOT, GraderConfig
+from .config import GRADER_ROOT, GraderConfig, grading_settings
 from .results import settings_of, write_atomic, write_csv, write_json
 
 NOTEBOOK = "a2-cnn.ipynb"
@@ -73,7 +73,7 @@ def grader_fingerprint() -> str:
 
 def submission_key(notebook: Path, config: GraderConfig) -> str:
     digest = hashlib.sha256(grader_fingerprint().encode())
-    digest.update(repr(sorted(dataclasses.asdict(config).items())).encode())
+    digest.update(repr(sorted(grading_settings(config).items())).encode())
     try:
         digest.update(notebook.read_bytes())
     except OSError as exc:  # missing or unreadable: graded as such, and regraded once it is there
@@ -145,7 +145,7 @@ def grade_tree(submitted_dir, out_dir, config=None, assignment="a2-cnn", progres
             records[student] = previous
         else:
             todo[student] = (notebook, key)
-    jobs = max(1, int(jobs or default_jobs(config)))
+    jobs = max(1, int(jobs or config.jobs or default_jobs(config)))
     bar = tqdm(total=len(todo), desc="grading", unit="student", disable=not progress)
     if jobs == 1:
         for student, (notebook, key) in todo.items():

@@ -1,43 +1,57 @@
 """Command line of the grader.
 
     python -m autograder grade SUBMISSION.ipynb [--json results.json] [--parts cnn,unet,...] [--tier cpu|gpu|auto]
+    python -m autograder grade SUBMISSION.ipynb --classroom [--min-score POINTS]   (GitHub Classroom, CI)
     python -m autograder batch SUBMITTED_DIR [--out results/] [--tier ...] [--jobs N] [--regrade] [--student ID,...]
     python -m autograder calibrate --tier cpu|gpu|auto [--seeds 0,1,2,3,4]
     python -m autograder package gradescope --out autograder.zip [--parts ...] [--tier ...] [results options]
-    python -m autograder config             every setting with its default and meaning
+    python -m autograder config [--config PATH] [--set NAME=VALUE]   every setting's value, source and meaning
+
+Settings (`config` lists them) come from their defaults, then the settings file (--config PATH, else the course's
+nbgrader_config.py beside the grader, never one in the current folder: its A2Grader section, e.g.
+`c.A2Grader.cell_seconds = 90`), then the command line (--set NAME=VALUE, --tier, --parts, ...), the later winning
+(autograder/settings.py).
 
 Exit codes: 0 grading finished (whatever the score; a submission that cannot be read gets 0 points, not an error),
 1 the grader itself failed on some part (those parts are reported as "not run" and must be regraded),
-2 usage error (bad arguments, missing file for `grade`).
+2 usage error (bad arguments or settings, missing file for `grade`).
+`grade --classroom` (autograder/classroom.py): 0 the score reaches the bar, 1 it does not, 2 usage error, 3 grader
+error; stderr empty unless something went wrong.
 """
 import argparse
 import sys
 from pathlib import Path
 
-from .config import GraderConfig
-from .gradescope import NOT_RUN_POLICIES, VISIBILITIES, ResultsSettingError, check_settings
+from .config import TIER_CHOICES, GraderConfig
+from .gradescope import NOT_RUN_POLICIES, VISIBILITIES, ResultsSettingError
+from .settings import FIELDS, SettingError, Settings, describe, resolve
 
 
-def _config(args):
-    config = GraderConfig()
-    if getattr(args, "tier", None):
-        config.tier = args.tier
-    if getattr(args, "parts", None):
-        config.parts = tuple(p.strip() for p in args.parts.split(",") if p.strip())
-    if getattr(args, "visibility", None):
-        config.visibility = args.visibility
-    if getattr(args, "check_visibility", None):
-        pairs = [item.split("=", 1) for item in args.check_visibility.split(",") if item.strip()]
-        if any(len(pair) != 2 for pair in pairs):
-            raise ResultsSettingError("--check-visibility takes CHECK=VISIBILITY pairs separated by commas")
-        config.check_visibility = tuple((name.strip(), value.strip()) for name, value in pairs)
-    if getattr(args, "not_run_policy", None):
-        config.not_run_policy = args.not_run_policy
-    check_settings(config.visibility, dict(config.check_visibility), config.not_run_policy)
-    return config
+def _settings(args) -> Settings:
+    """Defaults, then the settings file, then the command line (``--set``, then the named flags)."""
+    overrides = {}
+    for item in getattr(args, "set", None) or ():
+        name, equals, value = item.partition("=")
+        if not equals:
+            raise SettingError(f"command line: --set {item!r}: expected NAME=VALUE")
+        overrides[name.strip()] = value
+    overrides.update({name: getattr(args, name) for name in FIELDS if getattr(args, name, None) is not None})
+    return resolve(getattr(args, "config", None), overrides)
+
+
+def _config(args) -> GraderConfig:
+    return _settings(args).config
+
+
+def _settings_options(command):
+    command.add_argument("--config", metavar="PATH", help="the settings file (default: the course's "
+                                                          "nbgrader_config.py beside the grader; its A2Grader section)")
+    command.add_argument("--set", action="append", metavar="NAME=VALUE",
+                         help="set any setting (repeat for more; `config` lists them); wins over the file")
 
 
 def _results_options(command):
+    _settings_options(command)
     command.add_argument("--visibility", choices=VISIBILITIES, help="Gradescope visibility of every test")
     command.add_argument("--check-visibility", metavar="CHECK=VIS,...",
                          help="visibility of some checks (e.g. cnn_learns=after_due_date)")
@@ -52,13 +66,52 @@ def cmd_grade(args):
     if not Path(args.submission).is_file():
         print(f"no such file: {args.submission}", file=sys.stderr)
         return 2
-    config = _config(args)
+    settings = _settings(args)
+    config = settings.config
+    if args.classroom:
+        return _grade_classroom(args, settings)
     report = grade_notebook(args.submission, config, on_part=lambda part: print(f"grading {part} ...", file=sys.stderr, flush=True))
     print(summary_text(report, show_logs=args.show_output))
     if args.json:
         write_json(report, args.json, **settings_of(config))
         print(f"results written to {args.json} (instructor log: {instructor_log_path(args.json)})")
     return 1 if report.grader_errors else 0
+
+
+def _grade_classroom(args, settings: Settings) -> int:
+    """``grade --classroom``: exit 0 at or above the bar, 1 below it, 3 on a grader error; stderr only for errors
+    (``classroom.py``)."""
+    from . import classroom
+    from .grade import grade_notebook
+    from .results import settings_of, write_json
+
+    config = settings.config
+    if args.show_output:
+        raise SettingError("command line: --show-output is for instructors, not with --classroom (use --json: its "
+                           "instructor log holds what the code printed)")
+    try:
+        classroom.check_bar(config)
+    except ValueError as exc:
+        raise SettingError(f"{settings.sources['min_score']}: {exc}") from None
+    kept = []
+    try:
+        with classroom.quiet_stderr(kept):
+            report = grade_notebook(args.submission, config)
+    except Exception as exc:  # noqa: BLE001 - a grader bug; its text may hold machine paths, so only its kind here
+        print(f"grader error: the grader failed ({type(exc).__name__}), not the submission; grade it again without "
+              "--classroom to see why", file=sys.stderr)
+        return classroom.GRADER_ERROR
+    report.log += kept
+    verdict = classroom.verdict(report, config)
+    print(classroom.summary(report, verdict))
+    if args.json:
+        write_json(report, args.json, **settings_of(config))
+    if report.grader_errors:
+        parts = ", ".join(part.part for part in report.parts if part.grader_error)
+        print(f"grader error: part(s) {parts} could not be graded (not the submission's fault); regrade them",
+              file=sys.stderr)
+        return classroom.GRADER_ERROR
+    return classroom.PASSED if verdict.passed else classroom.BELOW_BAR
 
 
 def cmd_batch(args):
@@ -69,8 +122,9 @@ def cmd_batch(args):
         return 2
     students = [s.strip() for s in args.student.split(",") if s.strip()] if args.student else None
     try:
-        rows = grade_tree(args.submitted, args.out, _config(args), jobs=args.jobs, regrade=args.regrade,
-                          students=students)
+        rows = grade_tree(args.submitted, args.out, _config(args), regrade=args.regrade, students=students)
+    except SettingError:
+        raise
     except ValueError as exc:  # an unknown --student
         print(f"usage error: {exc}", file=sys.stderr)
         return 2
@@ -105,8 +159,8 @@ def isolation_line() -> str:
     return "isolation: bubblewrap works here; workers see only the interpreter, the worker code and a private /tmp"
 
 
-def cmd_config(_args):
-    print(GraderConfig.describe())
+def cmd_config(args):
+    print(describe(_settings(args)))
     print(isolation_line())
     return 0
 
@@ -118,17 +172,22 @@ def main(argv=None):
     grade.add_argument("submission")
     grade.add_argument("--json", help="write Gradescope-style results here")
     grade.add_argument("--parts", help="comma-separated parts to grade (default: all)")
-    grade.add_argument("--tier", choices=["cpu", "gpu", "auto"], help="training-check tier")
+    grade.add_argument("--tier", choices=TIER_CHOICES, help="training-check tier")
     grade.add_argument("--show-output", action="store_true", help="also print what the student's code printed (instructors only)")
+    grade.add_argument("--classroom", action="store_true",
+                       help="GitHub Classroom / CI: exit 0 when the score reaches the bar (min_score), 1 when it "
+                            "does not, 3 on a grader error; stderr stays empty unless something went wrong")
+    grade.add_argument("--min-score", metavar="POINTS", help="the bar of --classroom (default: every point of the "
+                                                             "parts graded)")
     _results_options(grade)
     grade.set_defaults(func=cmd_grade)
     batch = sub.add_parser("batch", help="grade an nbgrader submitted/ tree")
     batch.add_argument("submitted")
     batch.add_argument("--out", default="results", help="folder for <student>.json and grades.csv")
     batch.add_argument("--parts")
-    batch.add_argument("--tier", choices=["cpu", "gpu", "auto"])
-    batch.add_argument("--jobs", type=int, help="grades at a time (default: the cores over each grade's threads, "
-                                                "as memory allows)")
+    batch.add_argument("--tier", choices=TIER_CHOICES)
+    batch.add_argument("--jobs", help="grades at a time (default: the cores over each grade's threads, as memory "
+                                      "allows)")
     batch.add_argument("--regrade", action="store_true", help="grade again students already graded and current")
     batch.add_argument("--student", help="comma-separated student ids to grade (default: everyone)")
     _results_options(batch)
@@ -137,11 +196,12 @@ def main(argv=None):
     package.add_argument("platform", choices=["gradescope"])
     package.add_argument("--out", default="autograder.zip", help="the zip to write")
     package.add_argument("--parts", help="comma-separated parts the package grades (default: all)")
-    package.add_argument("--tier", choices=["cpu", "gpu", "auto"], help="training-check tier")
+    package.add_argument("--tier", choices=TIER_CHOICES, help="training-check tier")
     _results_options(package)
     package.set_defaults(func=cmd_package)
     sub.add_parser("calibrate", help="train the reference over seeds and write the thresholds (see calibrate --help)")
-    config = sub.add_parser("config", help="list every setting with its default")
+    config = sub.add_parser("config", help="list every setting: its value, where it came from, what it means")
+    _settings_options(config)
     config.set_defaults(func=cmd_config)
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["calibrate"]:  # its own parser, in autograder/calibrate.py
@@ -153,6 +213,9 @@ def main(argv=None):
         return args.func(args)
     except ResultsSettingError as exc:  # a usage error, found before any grading
         print(f"usage error: {exc}", file=sys.stderr)
+        return 2
+    except SettingError as exc:  # a setting's value, from the settings file or the command line
+        print(f"settings error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 1

@@ -6,7 +6,8 @@ which runs it in sandboxed workers and decides every check in the grader's own p
 test cell's outputs: the checks' feedback on stdout and the part's points as the cell's result, which nbgrader's
 ``SaveAutoGrades`` records as partial credit. Other cells keep no outputs. The course's ``nbgrader_config.py``
 installs it by name (so that a grader that cannot be imported fails ``nbgrader autograde`` instead of leaving
-nbgrader's own ``Execute`` in place, whose hidden tests score 0)::
+nbgrader's own ``Execute`` in place, whose hidden tests score 0), and its ``A2Grader`` section sets the grader's
+settings exactly as for the command line (``settings.py``)::
 
     c.Autograde.autograde_preprocessors = [..., "autograder.nbgrader_grading.IsolatedGrading", ...]
 
@@ -23,10 +24,10 @@ from copy import deepcopy
 
 import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
-from traitlets import Unicode
 
 from .config import GraderConfig
 from .parts import BY_TEST_CELL
+from .settings import SECTION, from_section
 
 _MARK = {"passed": "PASS", "failed": "FAIL", "not run": "NOT RUN"}
 
@@ -43,7 +44,11 @@ def part_feedback(report, part: str) -> str:
 class IsolatedGrading(NbGraderPreprocessor):
     """Grade the notebook in sandboxed workers and write the autograded cells' feedback and points."""
 
-    tier = Unicode("auto", help="training-check tier: cpu, gpu or auto").tag(config=True)
+    def grader_config(self) -> GraderConfig:
+        """The grader's settings from the ``A2Grader`` section of nbgrader's configuration (the course's
+        ``nbgrader_config.py``), checked as the command line checks them: a wrong value fails the autograde."""
+        section = self.config[SECTION] if SECTION in self.config else {}
+        return from_section(section, "nbgrader configuration")
 
     def preprocess(self, nb, resources):
         from .grade import grade_notebook
@@ -51,7 +56,7 @@ class IsolatedGrading(NbGraderPreprocessor):
         with tempfile.TemporaryDirectory(prefix="a2-nbgrader-") as folder:
             path = os.path.join(folder, "submission.ipynb")
             nbformat.write(_without_checksums(nb), path)
-            report = grade_notebook(path, GraderConfig(tier=self.tier))
+            report = grade_notebook(path, self.grader_config())
         for line in report.log:
             self.log.debug("isolated grader: %s", line[:2000])
         for cell in nb.cells:

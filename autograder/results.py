@@ -70,15 +70,19 @@ def write_instructor_log(report, path):
 _MARK = {"passed": "PASS", "failed": "FAIL", "not run": "SKIP"}
 
 
-def summary_text(report, show_logs=False):
-    lines = [f"{report.submission}: {report.score:g} / {report.max_score:g} ({report.seconds:.1f} s)"]
-    if report.fatal:
-        lines.append(f"  cannot read the submission: {report.fatal}")
+def check_lines(report) -> list:
+    """The student-visible lines of a grade: what made the file unreadable, each check, the notes."""
+    lines = [f"  cannot read the submission: {report.fatal}"] if report.fatal else []
     for r in report.results:
         lines.append(f"  [{_MARK.get(r.status, r.status)}] {r.score:g}/{r.max_score:g} {r.part}: {r.title}")
         if r.status != "passed" and r.message:
             lines.append(f"         {r.message}")
-    lines += [f"  note: {note}" for note in report.notes]
+    return lines + [f"  note: {note}" for note in report.notes]
+
+
+def summary_text(report, show_logs=False):
+    lines = [f"{report.submission}: {report.score:g} / {report.max_score:g} ({report.seconds:.1f} s)"]
+    lines += check_lines(report)
     lines += [f"  GRADER ERROR (regrade): {error}" for error in report.grader_errors]
     if show_logs:
         lines += [f"  log: {line}" for line in report.log]

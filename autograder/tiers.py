@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
+from .config import TIER_CHOICES
+
 TIER_ENV = "A2_GRADER_TIER"
-TIER_CHOICES = ("cpu", "gpu", "auto")
 
 
 class TierError(ValueError):

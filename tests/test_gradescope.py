@@ -75,7 +75,7 @@ def test_unknown_settings_are_refused(settings, words):
 def test_the_command_line_refuses_bad_visibility_before_grading(argv, tmp_path, capsys):
     path = build(BY_NAME["not_json"], tmp_path / "submission.ipynb")
     assert cli_main(["grade", str(path), *argv]) == 2
-    assert "usage error" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith("settings error: command line: check_visibility = ")
 
 
 def test_a_schema_violation_is_caught():

@@ -55,10 +55,25 @@ def test_the_same_sources_give_the_same_zip(zip_path, tmp_path):
     assert again.read_bytes() == zip_path.read_bytes()
 
 
+def test_the_courses_settings_reach_the_package(tmp_path):
+    course = tmp_path / "grader.py"
+    course.write_text("c = get_config()\nc.A2Grader.cell_seconds = 90\nc.A2Grader.threads = 2\nc.A2Grader.jobs = 4\n")
+    out = tmp_path / "autograder.zip"
+    assert cli_main(["package", "gradescope", "--out", str(out), "--config", str(course)]) == 0
+    with zipfile.ZipFile(out) as archive:
+        settings = json.loads(archive.read("grader/settings.json"))
+    assert settings["cell_seconds"] == 90 and settings["threads"] == 2
+    assert "jobs" not in settings and "helper_dir" not in settings  # batch scheduling; the package's own helper
+    config = package.config_from_settings(settings)
+    assert (config.cell_seconds, config.threads) == (90, 2)
+
+
 def test_a_settings_file_with_an_unknown_setting_is_refused():
     with pytest.raises(ValueError, match="unknown settings"):
         package.config_from_settings({"parts": ["cnn"], "visiblity": "hidden"})
     assert package.config_from_settings({}).parts == GraderConfig().parts
+    with pytest.raises(ValueError, match="settings.json: cell_seconds = 'soon': expected a number"):
+        package.config_from_settings({"cell_seconds": "soon"})
 
 
 def _notebook(path):

@@ -15,6 +15,7 @@ SECRETS = [
     REPO_ROOT / "autograder" / "calibration" / "cpu.json",       # thresholds
     REPO_ROOT / "autograder" / "checks" / "registry.py",         # the grader's checks
     REPO_ROOT / "README.md",
+    REPO_ROOT / "nbgrader_config.py",                            # the course's settings, the grader's included
     Path("/etc/shadow"), Path("/etc/passwd"), Path("/root"),
 ]
 

@@ -21,7 +21,7 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-from ..config import GRADER_ROOT, GraderConfig
+from ..config import GRADER_ROOT, GraderConfig, grading_settings
 from ..results import settings_of
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -62,9 +62,16 @@ def requirements() -> tuple[str, str]:
 
 
 def package_settings(config: GraderConfig) -> dict:
-    """What ``run_autograder`` grades with: the parts, the tier and the results settings."""
-    return {"parts": list(config.parts), "tier": config.tier, **settings_of(config),
-            "check_visibility": [list(pair) for pair in config.check_visibility]}
+    """What ``run_autograder`` grades with: the parts, the tier, the results settings, and every other setting that
+    can change a grade and is not its default (limits, threads), so that the course's settings file reaches
+    Gradescope. ``helper_dir`` stays behind: the package carries its own helper package."""
+    settings = {"parts": list(config.parts), "tier": config.tier, **settings_of(config),
+                "check_visibility": [list(pair) for pair in config.check_visibility]}
+    default = grading_settings(GraderConfig())
+    for name, value in grading_settings(config).items():
+        if name not in settings and name != "helper_dir" and value != default[name]:
+            settings[name] = value
+    return settings
 
 
 def _packaged_files():
@@ -113,9 +120,6 @@ def config_from_settings(settings: dict) -> GraderConfig:
     unknown = set(settings) - known
     if unknown:
         raise ValueError(f"unknown settings in {SETTINGS_FILE}: {', '.join(sorted(unknown))}")
-    values = dict(settings)
-    if "parts" in values:
-        values["parts"] = tuple(values["parts"])
-    if "check_visibility" in values:
-        values["check_visibility"] = tuple(tuple(pair) for pair in values["check_visibility"])
-    return GraderConfig(**values)
+    from ..settings import apply
+
+    return apply(settings, SETTINGS_FILE)[0]  # each value checked as from the course's settings file

@@ -174,6 +174,18 @@ def build_command(view: View, argv: list[str]) -> list[str]:
     return args + list(argv)
 
 
+def shown_paths(view: View) -> list[str]:
+    """The host files and folders a sandbox of ``view`` can read, exactly as ``build_command`` binds them."""
+    command = build_command(view, [])
+    return [os.path.realpath(command[i + 1]) for i, arg in enumerate(command) if arg in ("--ro-bind", "--bind")]
+
+
+def shows(view: View, path) -> bool:
+    """Whether a sandbox of ``view`` could read the host file or folder ``path`` (or what it links to)."""
+    real = os.path.realpath(path)
+    return any(real == shown or real.startswith(shown.rstrip("/") + "/") for shown in shown_paths(view))
+
+
 @functools.lru_cache(maxsize=1)
 def check_available() -> None:
     """Raise ViewError (with bubblewrap's own words) when a sandbox cannot be started here."""
