@@ -67,12 +67,29 @@ class IsolatedGrading(NbGraderPreprocessor):
             part = BY_TEST_CELL.get(grade_id)
             if part is None:
                 continue
+            # the autograded copy is what formgrader and generate_feedback show: the master's hidden tests, which
+            # OverwriteCells restored, stay out of it (nbgrader itself would reveal them in the feedback)
+            cell.source = _without_hidden_tests(cell.source)
             earned = report.part_score(part.name)
             cell.outputs = [
                 nbformat.v4.new_output("stream", name="stdout", text=part_feedback(report, part.name) + "\n"),
                 nbformat.v4.new_output("execute_result", data={"text/plain": f"{earned:g}"}, execution_count=None),
             ]
         return nb, resources
+
+
+def _without_hidden_tests(source: str) -> str:
+    """``source`` without its ``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN TESTS`` blocks."""
+    kept, hidden = [], False
+    for line in source.splitlines(keepends=True):
+        marker = line.strip().upper()
+        if marker.startswith("### BEGIN HIDDEN TESTS"):
+            hidden = True
+        elif marker.startswith("### END HIDDEN TESTS"):
+            hidden = False
+        elif not hidden:
+            kept.append(line)
+    return "".join(kept).rstrip("\n")
 
 
 def _without_checksums(nb):
