@@ -41,6 +41,28 @@ def mirror_env(mirror_dir, monkeypatch):
     return mirror_dir
 
 
+@pytest.fixture
+def generated_horses(monkeypatch):
+    """Horses made up from a seed in the layout of the real ones (the grader's loop, determinism and failure
+    messages do not depend on which pictures it trains on): these tests run without the data mirror."""
+    from a2cnn.colour_data import ColourData
+
+    generator = np.random.default_rng(0)
+    palette = generator.random((24, 3), dtype=np.float32)
+
+    def pictures(count):
+        coarse = generator.random((count, 3, 8, 8), dtype=np.float32)
+        rgb = np.repeat(np.repeat(coarse, 4, axis=2), 4, axis=3)  # smooth enough to be learnable
+        labels = ((rgb[:, None] - palette[None, :, :, None, None]) ** 2).sum(axis=2).argmin(axis=1)
+        return rgb.mean(axis=1, keepdims=True), labels.astype(np.int64), rgb
+
+    x_train, y_train, rgb_train = pictures(60)
+    x_test, y_test, rgb_test = pictures(20)
+    data = ColourData(x_train, y_train, x_test, y_test, palette, rgb_train, rgb_test, source="generated horses")
+    monkeypatch.setattr(learning, "full_colour_data", lambda: data)
+    return data
+
+
 @pytest.fixture(scope="module")
 def ref():
     return load_reference()
@@ -279,13 +301,13 @@ class _ForwardRaises(_WrongShape):
     (_BadInit, "could not build"),
     (_ForwardRaises, "forward failed"),
 ])
-def test_broken_models_fail_with_a_message_and_never_crash(model_class, words, mirror_env):
+def test_broken_models_fail_with_a_message_and_never_crash(model_class, words, generated_horses):
     outcome = learning.measure_colouriser(model_class, TINY, seed=0)
     assert isinstance(outcome, Outcome) and outcome.status == "failed", outcome
     assert words in outcome.message
 
 
-def test_measurement_is_deterministic_and_uses_the_tier_subset(ref, mirror_env):
+def test_measurement_is_deterministic_and_uses_the_tier_subset(ref, generated_horses):
     first = learning.measure_colouriser(ref["CNN"], TINY, seed=3)
     again = learning.measure_colouriser(ref["CNN"], TINY, seed=3)
     other = learning.measure_colouriser(ref["CNN"], TINY, seed=4)
@@ -295,7 +317,7 @@ def test_measurement_is_deterministic_and_uses_the_tier_subset(ref, mirror_env):
 
 
 @pytest.mark.parametrize("seed", [0, 5])
-def test_the_rebuilt_reference_learns_exactly_as_the_reference_class(ref, mirror_env, seed):
+def test_the_rebuilt_reference_learns_exactly_as_the_reference_class(ref, generated_horses, seed):
     """The parent trains the graph it rebuilt from a worker's report, never the student's class. For the reference
     that graph is the class, bit for bit (same layers created in the same order, same dataflow), so thresholds
     calibrated on it grade what the reference does."""
@@ -308,7 +330,7 @@ def test_the_rebuilt_reference_learns_exactly_as_the_reference_class(ref, mirror
         assert rebuilt["train_loss"] == direct["train_loss"], name
 
 
-def test_a_rebuilt_graph_is_initialised_by_the_grader_not_by_the_submission(ref, mirror_env):
+def test_a_rebuilt_graph_is_initialised_by_the_grader_not_by_the_submission(ref, generated_horses):
     """Whatever weights the student's constructor chose (pretrained ones, say), the parent's model starts from its
     own seeded initialisation: the reported tensors never reach training."""
     class Pretrained(ref["CNN"]):
@@ -324,7 +346,7 @@ def test_a_rebuilt_graph_is_initialised_by_the_grader_not_by_the_submission(ref,
     assert tampered["val_loss_per_epoch"] == honest["val_loss_per_epoch"]
 
 
-def test_the_tier_thread_count_is_used_and_restored(ref, mirror_env, monkeypatch):
+def test_the_tier_thread_count_is_used_and_restored(ref, generated_horses, monkeypatch):
     seen = []
     real = learning.train_colourizer
     monkeypatch.setattr(learning, "train_colourizer", lambda *a, **k: (seen.append(torch.get_num_threads()), real(*a, **k))[1])
