@@ -3,6 +3,8 @@
     python -m autograder grade SUBMISSION.ipynb [--json results.json] [--parts cnn,unet,...] [--tier cpu|gpu|auto]
     python -m autograder grade SUBMISSION.ipynb --classroom [--min-score POINTS]   (GitHub Classroom, CI)
     python -m autograder batch SUBMITTED_DIR [--out results/] [--tier ...] [--jobs N] [--regrade] [--student ID,...]
+                                             [--shard i/n]
+    python -m autograder merge RESULTS_DIR ... --out DIR     one class folder from the shards' folders
     python -m autograder calibrate --tier cpu|gpu|auto [--seeds 0,1,2,3,4]
     python -m autograder package gradescope --out autograder.zip [--parts ...] [--tier ...] [results options]
     python -m autograder config [--config PATH] [--set NAME=VALUE]   every setting's value, source and meaning
@@ -114,26 +116,59 @@ def _grade_classroom(args, settings: Settings) -> int:
     return classroom.PASSED if verdict.passed else classroom.BELOW_BAR
 
 
+def _interrupt(_signum, _frame):
+    raise KeyboardInterrupt  # a CI job cancelled (SIGTERM) stops like Ctrl-C: the files it leaves agree
+
+
 def cmd_batch(args):
-    from .batch import grade_tree
+    import signal
+
+    from .batch import grade_tree, parse_shard
 
     if not Path(args.submitted).is_dir():
         print(f"no such folder: {args.submitted}", file=sys.stderr)
         return 2
     students = [s.strip() for s in args.student.split(",") if s.strip()] if args.student else None
     try:
-        rows = grade_tree(args.submitted, args.out, _config(args), regrade=args.regrade, students=students)
+        shard = parse_shard(args.shard) if args.shard else None
+        signal.signal(signal.SIGTERM, _interrupt)
+        rows = grade_tree(args.submitted, args.out, _config(args), regrade=args.regrade, students=students,
+                          shard=shard)
     except SettingError:
         raise
-    except ValueError as exc:  # an unknown --student
+    except ValueError as exc:  # an unknown --student, a bad --shard
         print(f"usage error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: the grades finished so far are in {args.out}/ and grades.csv lists them; run the same "
+              "command again to grade the rest", file=sys.stderr)
+        return 130
     for student, record in rows:
         print(f"{student}: {record.score:g} / {record.max_score:g}{'  (' + record.fatal + ')' if record.fatal else ''}")
     not_run = sum(1 for _student, record in rows if record.not_run)
     print(f"{len(rows)} submissions; results in {args.out}/ (one JSON per student, grades.csv)"
           + (f"; {not_run} with checks that could not run here (status 'not run' in grades.csv)" if not_run else ""))
     failed = [student for student, record in rows if record.grader_errors]
+    if failed:
+        print(f"grader errors (regrade these): {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_merge(args):
+    from .merge import MergeError, merge
+
+    missing = [folder for folder in args.folders if not Path(folder).is_dir()]
+    if missing:
+        print(f"no such folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        table = merge(args.folders, args.out)
+    except MergeError as exc:
+        print(f"cannot merge: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(table)} students from {len(args.folders)} folders; results in {args.out}/ (one JSON per student, "
+          "grades.csv)")
+    failed = [student for student, record in table.items() if record.grader_errors]
     if failed:
         print(f"grader errors (regrade these): {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
@@ -190,8 +225,14 @@ def main(argv=None):
                                       "allows)")
     batch.add_argument("--regrade", action="store_true", help="grade again students already graded and current")
     batch.add_argument("--student", help="comma-separated student ids to grade (default: everyone)")
+    batch.add_argument("--shard", metavar="i/n", help="grade only shard i of n (1 <= i <= n), e.g. one job of a CI "
+                                                      "matrix; a student's shard depends on the id alone")
     _results_options(batch)
     batch.set_defaults(func=cmd_batch)
+    merge = sub.add_parser("merge", help="merge the result folders of batch --shard runs into one")
+    merge.add_argument("folders", nargs="+", metavar="RESULTS_DIR")
+    merge.add_argument("--out", required=True, help="folder for the merged <student>.json files and grades.csv")
+    merge.set_defaults(func=cmd_merge)
     package = sub.add_parser("package", help="write an autograder package for a grading platform")
     package.add_argument("platform", choices=["gradescope"])
     package.add_argument("--out", default="autograder.zip", help="the zip to write")

@@ -50,6 +50,22 @@ def _table(out):
         return {row["student"]: row for row in csv.DictReader(handle)}
 
 
+def assert_consistent(out):
+    """grades.csv lists exactly the students with a record, with the record's score and status, and every record
+    without a grader error has its results file with the same score."""
+    records = {path.stem: batch.load_record(out, path.stem) for path in (out / batch.STATE_DIR).glob("*.json")}
+    table = _table(out) if (out / "grades.csv").exists() else {}
+    assert set(table) == set(records)
+    for student, record in records.items():
+        assert float(table[student]["score"]) == record.score, student
+        assert table[student]["status"] == ("grader error" if record.grader_errors else
+                                            "not run" if record.not_run else "graded"), student
+        if not record.grader_errors:
+            assert json.loads((out / f"{student}.json").read_text())["score"] == record.score, student
+    assert not list(out.rglob("*.tmp-*"))
+    return records
+
+
 def test_a_rerun_grades_only_what_changed_and_the_table_always_has_everyone(tmp_path, counted):
     submitted = _class(tmp_path, {"alice": "2", "bob": "1", "carol": "0"})
     out = tmp_path / "results"
@@ -88,7 +104,7 @@ def test_a_grader_error_is_never_recorded_as_a_grade_so_the_next_run_retries_it(
     out = tmp_path / "results"
     rows = dict(batch.grade_tree(submitted, out, GraderConfig(), progress=False, jobs=1))
     assert rows["alice"].grader_errors and _table(out)["alice"]["status"] == "grader error"
-    assert batch.load_record(out, "alice") is None
+    assert batch.load_record(out, "alice").grader_errors  # on record, so a merge or the table can say so
     counted.clear()
     batch.grade_tree(submitted, out, GraderConfig(), progress=False, jobs=1)
     assert counted == ["alice"]
@@ -108,12 +124,50 @@ def test_a_killed_run_loses_only_the_grade_in_flight(tmp_path, counted, monkeypa
     with pytest.raises(KeyboardInterrupt):
         batch.grade_tree(submitted, out, GraderConfig(), progress=False, jobs=1)
     assert batch.load_record(out, "alice") is not None and batch.load_record(out, "bob") is None
+    assert set(assert_consistent(out)) == {"alice"}  # the interrupted run left a table that matches its files
     monkeypatch.setattr(grade_module, "grade_notebook", real)
     counted.clear()
     rows = dict(batch.grade_tree(submitted, out, GraderConfig(), progress=False, jobs=1))
     assert sorted(counted) == ["bob", "carol"] and rows["bob"].score == 1.0
     results = json.loads((out / "bob.json").read_text())
     assert results["score"] == 1.0
+
+
+def test_an_interrupted_regrade_drops_the_old_grade_rather_than_keep_it_beside_new_files(tmp_path, counted,
+                                                                                        monkeypatch):
+    submitted = _class(tmp_path, {"alice": "2", "bob": "1"})
+    out = tmp_path / "results"
+    batch.grade_tree(submitted, out, GraderConfig(), progress=False, jobs=1)
+    real = grade_module.grade_notebook
+
+    def dies_on_bob(path, config=None, **kwargs):
+        if path.parent.parent.name == "bob":
+            raise KeyboardInterrupt
+        return real(path, config, **kwargs)
+
+    monkeypatch.setattr(grade_module, "grade_notebook", dies_on_bob)
+    with pytest.raises(KeyboardInterrupt):
+        batch.grade_tree(submitted, out, GraderConfig(), progress=False, jobs=1, regrade=True)
+    assert set(assert_consistent(out)) == {"alice"}  # bob's regrade did not finish: he is to be graded again
+    monkeypatch.setattr(grade_module, "grade_notebook", real)
+    counted.clear()
+    batch.grade_tree(submitted, out, GraderConfig(), progress=False, jobs=1)
+    assert counted == ["bob"] and set(assert_consistent(out)) == {"alice", "bob"}
+
+
+def test_the_table_is_rewritten_after_every_grade(tmp_path, counted, monkeypatch):
+    submitted = _class(tmp_path, {"alice": "2", "bob": "1", "carol": "0"})
+    out = tmp_path / "results"
+    real = grade_module.grade_notebook
+    seen = []
+
+    def watching(path, config=None, **kwargs):  # what a reader of grades.csv sees while the class is graded
+        seen.append(sorted(_table(out)) if (out / "grades.csv").exists() else [])
+        return real(path, config, **kwargs)
+
+    monkeypatch.setattr(grade_module, "grade_notebook", watching)
+    batch.grade_tree(submitted, out, GraderConfig(), progress=False, jobs=1)
+    assert seen == [[], ["alice"], ["alice", "bob"]]
 
 
 def test_the_key_follows_the_notebook_and_the_settings(tmp_path):
@@ -147,3 +201,4 @@ def test_the_pool_gives_every_submission_the_score_it_gets_alone(tmp_path):
         alone = grade_notebook(submitted / student / "a2-cnn" / "a2-cnn.ipynb", config)
         assert rows[student].checks == {r.name: r.score for r in alone.results}, student
     assert {s: r.score for s, r in rows.items()} == {"alice": 1.5, "bob": 2.0, "carol": 0.0, "dave": 0.0}
+
