@@ -5,7 +5,8 @@ Each student's results are written as soon as they are known, each file atomical
 from. The record carries the key it was graded under: a hash of the notebook's bytes, of the grader's own files
 (code, master notebook, helper package, calibration) and of the settings. A rerun grades only the students whose
 key changed (a new submission, another grader or calibration, other settings) or who have no record yet, so a
-killed run loses at most the grades in flight; ``regrade=True`` grades everyone again, ``students`` selects.
+killed run loses at most the grades in flight; ``regrade=True`` grades everyone again, ``regrade_not_run=True``
+those whose record has checks that could not run (to finish them where they can), ``students`` selects.
 ``grades.csv`` is rebuilt from the records, atomically, after every grade and when a run stops (an interruption
 included), so it always agrees with the per-student files; after a kill -9 it lags by the grades in flight until the
 next run (or ``merge``) rewrites it.
@@ -53,6 +54,7 @@ class Record:
     grader_errors: list = dataclasses.field(default_factory=list)
     checks: dict = dataclasses.field(default_factory=dict)    # check name -> points
     not_run: list = dataclasses.field(default_factory=list)   # checks that could not run here
+    not_run_reasons: dict = dataclasses.field(default_factory=dict)  # check name -> why (the student's message)
     seconds: float = 0.0
     grader: str = ""  # hash of the grader's files and settings: one value for every record of a consistent class
 
@@ -163,6 +165,7 @@ def grade_one(student: str, notebook: Path, out_dir: Path, config: GraderConfig,
                     fatal=report.fatal or "", grader_errors=list(report.grader_errors),
                     checks={r.name: r.score for r in report.results},
                     not_run=[r.name for r in report.results if r.status == "not run"], seconds=report.seconds,
+                    not_run_reasons={r.name: r.message for r in report.results if r.status == "not run"},
                     grader=grader_key(config))
     save_record(out_dir, record)
     return record
@@ -210,7 +213,7 @@ def select(everyone: dict, students=None, shard=None) -> dict:
 
 
 def grade_tree(submitted_dir, out_dir, config=None, assignment="a2-cnn", progress=True, jobs=None, regrade=False,
-               students=None, shard=None):
+               students=None, shard=None, regrade_not_run=False):
     """Grade the class (or its shard ``(i, n)``); returns [(student, Record)] in student order for the students
     selected, those graded before included. grades.csv lists every student of the shard with a record."""
     config = config or GraderConfig()
@@ -227,7 +230,8 @@ def grade_tree(submitted_dir, out_dir, config=None, assignment="a2-cnn", progres
     todo = {}
     for student, notebook in submissions.items():
         key = submission_key(notebook, config)
-        if regrade or not is_current(table.get(student), key):
+        previous = table.get(student)
+        if regrade or not is_current(previous, key) or (regrade_not_run and previous.not_run):
             todo[student] = (notebook, key)
     jobs = max(1, int(jobs or config.jobs or default_jobs(config)))
     bar = tqdm(total=len(todo), desc="grading", unit="student", disable=not progress)

@@ -2,6 +2,7 @@
 the scores each submission gets alone."""
 import csv
 import json
+import types
 
 import pytest
 
@@ -202,3 +203,82 @@ def test_the_pool_gives_every_submission_the_score_it_gets_alone(tmp_path):
         assert rows[student].checks == {r.name: r.score for r in alone.results}, student
     assert {s: r.score for s, r in rows.items()} == {"alice": 1.5, "bob": 2.0, "carol": 0.0, "dave": 0.0}
 
+
+# --- "not run" as an outcome of its own -----------------------------------------------------------------------------
+
+@pytest.fixture
+def runs_here(monkeypatch):
+    """A grader whose notebook text says what happens: "ok" (every check runs), "weights" (Part C's check, which
+    runs only where ``machine.weights`` is set), "bug" (a grader error). ``machine.calls``: the students graded."""
+    machine = types.SimpleNamespace(calls=[], weights=False)
+
+    def fake(path, config=None, **_kwargs):
+        machine.calls.append(path.parent.parent.name)
+        text = path.read_text()
+        part = PartReport("cnn", results=[CheckResult("cnn_layers", "cnn", "layers", 2.0, 2.0, "passed", "m")])
+        if text == "weights":
+            part.results.append(CheckResult("finetune_learns", "learning", "Part C", 1.0, 1.0, "passed", "m")
+                                if machine.weights else
+                                CheckResult("finetune_learns", "learning", "Part C", 0.0, 1.0, "not run",
+                                            "not run: no pretrained weights here"))
+        if text == "bug":
+            part.grader_error = "boom"
+        return GradeReport(submission=str(path), parts=[part])
+
+    monkeypatch.setattr(grade_module, "grade_notebook", fake)
+    return machine
+
+
+def _batch(submitted, out, *extra):
+    from autograder.cli import main
+
+    return main(["batch", str(submitted), "--out", str(out), "--jobs", "1", *extra])
+
+
+def test_not_run_has_its_own_exit_code_status_and_summary(tmp_path, runs_here, capsys):
+    submitted = _class(tmp_path, {"alice": "ok", "bob": "weights", "carol": "weights"})
+    out = tmp_path / "results"
+    assert _batch(submitted, out) == 3
+    stdout = capsys.readouterr().out
+    assert "2 checks could not run here, on 2 submissions: finetune_learns on 2 (no pretrained weights here)" in stdout
+    assert {s: r["status"] for s, r in _table(out).items()} == {"alice": "graded", "bob": "not run",
+                                                                "carol": "not run"}
+    assert _batch(submitted, out, "--student", "alice") == 0  # the students selected decide the code
+    (submitted / "alice" / "a2-cnn" / "a2-cnn.ipynb").write_text("bug")
+    assert _batch(submitted, out) == 1  # a grader error outranks checks not run
+
+
+def test_regrade_not_run_grades_again_only_the_students_with_checks_not_run(tmp_path, runs_here, capsys):
+    submitted = _class(tmp_path, {"alice": "ok", "bob": "weights", "carol": "weights"})
+    out = tmp_path / "results"
+    _batch(submitted, out)
+    runs_here.calls.clear()
+    assert _batch(submitted, out) == 3 and runs_here.calls == []  # current: a plain rerun grades nobody
+    runs_here.weights = True  # now on a machine where Part C's check can run
+    assert _batch(submitted, out, "--regrade-not-run", "--student", "alice,bob") == 0
+    assert runs_here.calls == ["bob"]
+    assert _batch(submitted, out, "--regrade-not-run") == 0 and runs_here.calls == ["bob", "carol"]
+    assert {s: float(r["score"]) for s, r in _table(out).items()} == {"alice": 2.0, "bob": 3.0, "carol": 3.0}
+    assert {r["status"] for r in _table(out).values()} == {"graded"}
+
+
+@pytest.mark.slow
+def test_a_real_check_that_cannot_run_here_is_not_run_in_the_table_the_summary_and_the_exit_code(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    submitted = tmp_path / "submitted"
+    folder = submitted / "ann" / "a2-cnn"
+    folder.mkdir(parents=True)
+    build(BY_NAME["reference"], folder / "a2-cnn.ipynb")
+    out = tmp_path / "results"
+    result = subprocess.run([sys.executable, "-m", "autograder", "batch", str(submitted), "--out", str(out),
+                             "--parts", "learning", "--tier", "cpu", "--jobs", "1"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 3, result.stderr  # Part C's training check needs weights this machine lacks
+    row = _table(out)["ann"]
+    assert row["status"] == "not run" and row["not_run"] == "finetune_learns"
+    assert "1 check could not run here, on 1 submission: finetune_learns on 1 (Part C" in result.stdout
+    assert float(row["cnn_learns"]) > 0  # the checks that could run did
