@@ -30,8 +30,6 @@ import multiprocessing
 import os
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from .config import GRADER_ROOT, GraderConfig, grading_settings
 from .results import settings_of, write_atomic, write_csv, write_json
 
@@ -215,7 +213,8 @@ def select(everyone: dict, students=None, shard=None) -> dict:
 def grade_tree(submitted_dir, out_dir, config=None, assignment="a2-cnn", progress=True, jobs=None, regrade=False,
                students=None, shard=None, regrade_not_run=False):
     """Grade the class (or its shard ``(i, n)``); returns [(student, Record)] in student order for the students
-    selected, those graded before included. grades.csv lists every student of the shard with a record."""
+    selected, those graded before included. grades.csv lists every student of the shard with a record.
+    ``progress``: True for ``progress.ClassProgress`` on stderr, False for none, or an object like it."""
     config = config or GraderConfig()
     out_dir = Path(out_dir)
     (out_dir / STATE_DIR).mkdir(parents=True, exist_ok=True)
@@ -234,12 +233,16 @@ def grade_tree(submitted_dir, out_dir, config=None, assignment="a2-cnn", progres
         if regrade or not is_current(previous, key) or (regrade_not_run and previous.not_run):
             todo[student] = (notebook, key)
     jobs = max(1, int(jobs or config.jobs or default_jobs(config)))
-    bar = tqdm(total=len(todo), desc="grading", unit="student", disable=not progress)
+    if progress is True:
+        from .progress import ClassProgress
+
+        progress = ClassProgress(total=len(todo), current=len(submissions) - len(todo), jobs=max(1, min(jobs, len(todo))))
 
     def done(record):
         table[record.student] = record
         write_table(out_dir, table)
-        bar.update()
+        if progress:
+            progress.update(record)
 
     try:
         if jobs == 1:
@@ -248,7 +251,8 @@ def grade_tree(submitted_dir, out_dir, config=None, assignment="a2-cnn", progres
         else:
             _grade_in_pool(todo, out_dir, config, jobs, done)
     finally:  # finished, failed or interrupted: the table is what the records on disk say
-        bar.close()
+        if progress:
+            progress.close()
         table = {s: r for s in everyone if (r := load_record(out_dir, s)) is not None}
         write_table(out_dir, table)
     return [(student, table[student]) for student in submissions]

@@ -94,8 +94,8 @@ def print_class_summary(records, out_dir, what):
     if not_run:
         print(not_run)
     failed = [record.student for record in records if record.grader_errors]
-    if failed:
-        print(f"grader errors (regrade these: a rerun does): {', '.join(failed)}", file=sys.stderr)
+    if failed:  # the progress table on stderr says why
+        print(f"grader errors (regrade these: a rerun does): {', '.join(failed)}")
     return class_report.exit_code(records)
 
 

@@ -262,6 +262,19 @@ def test_regrade_not_run_grades_again_only_the_students_with_checks_not_run(tmp_
     assert {r["status"] for r in _table(out).values()} == {"graded"}
 
 
+def test_progress_goes_to_stderr_and_ends_with_the_grader_errors(tmp_path, runs_here, capsys):
+    submitted = _class(tmp_path, {"alice": "ok", "bob": "weights", "carol": "bug"})
+    out = tmp_path / "results"
+    assert _batch(submitted, out) == 1
+    captured = capsys.readouterr()
+    assert "grading 3 submissions, 1 at a time" in captured.err
+    assert "3/3 [" in captured.err and "checks: 3 passed, 0 failed, 1 not run | 1 grader error" in captured.err
+    errors = captured.err[captured.err.index("grader errors (regrade these):"):].splitlines()
+    assert errors[2].split() == ["carol", "cnn:", "boom"]
+    assert "3/3 [" not in captured.out  # stdout keeps the per-student lines and the summary only
+    assert _batch(submitted, out, "--student", "alice,bob") == 3
+    assert "grading 0 submissions (2 already graded and current)" in capsys.readouterr().err
+
 @pytest.mark.slow
 def test_a_real_check_that_cannot_run_here_is_not_run_in_the_table_the_summary_and_the_exit_code(tmp_path):
     import subprocess
