@@ -236,7 +236,8 @@ def grade_tree(submitted_dir, out_dir, config=None, assignment="a2-cnn", progres
     if progress is True:
         from .progress import ClassProgress
 
-        progress = ClassProgress(total=len(todo), current=len(submissions) - len(todo), jobs=max(1, min(jobs, len(todo))))
+        progress = ClassProgress(total=len(todo), current=len(submissions) - len(todo),
+                                 jobs=max(1, min(jobs, len(todo))))
 
     def done(record):
         table[record.student] = record

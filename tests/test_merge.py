@@ -48,7 +48,7 @@ def test_shards_then_merge_give_the_table_of_one_run(tmp_path, counted):  # noqa
     assert (shards[0] / "grades.csv").read_text() == (tmp_path / "whole" / "grades.csv").read_text()
 
 
-def test_merge_refuses_two_different_results_for_one_student_and_writes_nothing(tmp_path, counted, capsys):  # noqa: F811
+def test_merge_refuses_two_results_for_one_student_and_writes_nothing(tmp_path, counted, capsys):  # noqa: F811
     submitted = _class(tmp_path, {"alice": "2", "bob": "1"})
     batch.grade_tree(submitted, tmp_path / "a", GraderConfig(), progress=False, jobs=1)
     (submitted / "bob" / "a2-cnn" / "a2-cnn.ipynb").write_text("2")  # resubmitted between the two runs
