@@ -6,13 +6,13 @@ from collections import Counter
 
 FINISHED = 0      # every check ran, whatever the scores
 GRADER_ERROR = 1  # the grader itself failed on some part: regrade those students
-USAGE = 2         # bad arguments, a missing file or folder, folders that cannot be merged
+USAGE = 2         # bad arguments or settings, a missing file or folder, folders that cannot be merged
 NOT_RUN = 3       # finished, but some checks could not run here: regrade them where they can (--regrade-not-run)
 INTERRUPTED = 130  # stopped (Ctrl-C, SIGTERM): what finished is kept; the same command finishes the rest
 
 EXIT_CODES = {FINISHED: "grading finished, every check ran (whatever the scores; an unreadable submission scores 0)",
               GRADER_ERROR: "the grader itself failed on some part (reported as not run): regrade those",
-              USAGE: "usage error (bad arguments, a missing file or folder, result folders that disagree)",
+              USAGE: "usage error (bad arguments or settings, a missing file or folder, result folders that disagree)",
               NOT_RUN: "grading finished, but some checks could not run here (status 'not run'): finish them "
                        "where they can run (batch --regrade-not-run)",
               INTERRUPTED: "batch was interrupted: the grades finished are kept; run it again for the rest"}
