@@ -3,6 +3,8 @@
     python -m autograder grade SUBMISSION.ipynb [--json results.json] [--parts cnn,unet,...] [--tier cpu|gpu|auto]
     python -m autograder grade SUBMISSION.ipynb --classroom [--min-score POINTS]   (GitHub Classroom, CI)
     python -m autograder batch SUBMITTED_DIR [--out results/] [--tier ...] [--jobs N] [--regrade] [--student ID,...]
+                                             [--shard i/n] [--regrade-not-run]
+    python -m autograder merge RESULTS_DIR ... --out DIR     one class folder from the shards' folders
     python -m autograder calibrate --tier cpu|gpu|auto [--seeds 0,1,2,3,4]
     python -m autograder package gradescope --out autograder.zip [--parts ...] [--tier ...] [results options]
     python -m autograder config [--config PATH] [--set NAME=VALUE]   every setting's value, source and meaning
@@ -12,16 +14,15 @@ nbgrader_config.py beside the grader, never one in the current folder: its A2Gra
 `c.A2Grader.cell_seconds = 90`), then the command line (--set NAME=VALUE, --tier, --parts, ...), the later winning
 (autograder/settings.py).
 
-Exit codes: 0 grading finished (whatever the score; a submission that cannot be read gets 0 points, not an error),
-1 the grader itself failed on some part (those parts are reported as "not run" and must be regraded),
-2 usage error (bad arguments or settings, missing file for `grade`).
-`grade --classroom` (autograder/classroom.py): 0 the score reaches the bar, 1 it does not, 2 usage error, 3 grader
-error; stderr empty unless something went wrong.
+`grade --classroom` (autograder/classroom.py) has exit codes of its own: 0 the score reaches the bar, 1 it
+does not, 2 usage error, 3 grader error; stderr empty unless something went wrong.
 """
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
+from . import class_report
 from .config import TIER_CHOICES, GraderConfig
 from .gradescope import NOT_RUN_POLICIES, VISIBILITIES, ResultsSettingError
 from .settings import FIELDS, SettingError, Settings, describe, resolve
@@ -75,7 +76,27 @@ def cmd_grade(args):
     if args.json:
         write_json(report, args.json, **settings_of(config))
         print(f"results written to {args.json} (instructor log: {instructor_log_path(args.json)})")
-    return 1 if report.grader_errors else 0
+    return class_report.exit_code([report_outcome(report)])
+
+
+def report_outcome(report):
+    """What the exit code needs of one grade: its grader errors and the checks that could not run."""
+    import types
+
+    return types.SimpleNamespace(grader_errors=report.grader_errors,
+                                 not_run=[r.name for r in report.results if r.status == "not run"])
+
+
+def print_class_summary(records, out_dir, what):
+    """The lines after a class: where the results are, what could not run and why, who to regrade."""
+    not_run = class_report.not_run_summary(records)
+    print(f"{what}; results in {out_dir}/ (one JSON per student, grades.csv)")
+    if not_run:
+        print(not_run)
+    failed = [record.student for record in records if record.grader_errors]
+    if failed:  # the progress table on stderr says why
+        print(f"grader errors (regrade these: a rerun does): {', '.join(failed)}")
+    return class_report.exit_code(records)
 
 
 def _grade_classroom(args, settings: Settings) -> int:
@@ -114,29 +135,55 @@ def _grade_classroom(args, settings: Settings) -> int:
     return classroom.PASSED if verdict.passed else classroom.BELOW_BAR
 
 
+def _interrupt(_signum, _frame):
+    raise KeyboardInterrupt  # a CI job cancelled (SIGTERM) stops like Ctrl-C: the files it leaves agree
+
+
 def cmd_batch(args):
-    from .batch import grade_tree
+    import signal
+
+    from .batch import grade_tree, parse_shard
 
     if not Path(args.submitted).is_dir():
         print(f"no such folder: {args.submitted}", file=sys.stderr)
         return 2
     students = [s.strip() for s in args.student.split(",") if s.strip()] if args.student else None
     try:
-        rows = grade_tree(args.submitted, args.out, _config(args), regrade=args.regrade, students=students)
+        shard = parse_shard(args.shard) if args.shard else None
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            rows = grade_tree(args.submitted, args.out, _config(args), regrade=args.regrade, students=students,
+                              shard=shard, regrade_not_run=args.regrade_not_run)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     except SettingError:
         raise
-    except ValueError as exc:  # an unknown --student
+    except ValueError as exc:  # an unknown --student, a bad --shard
         print(f"usage error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: the grades finished so far are in {args.out}/ and grades.csv lists them; run the same "
+              "command again to grade the rest", file=sys.stderr)
+        return class_report.INTERRUPTED
     for student, record in rows:
         print(f"{student}: {record.score:g} / {record.max_score:g}{'  (' + record.fatal + ')' if record.fatal else ''}")
-    not_run = sum(1 for _student, record in rows if record.not_run)
-    print(f"{len(rows)} submissions; results in {args.out}/ (one JSON per student, grades.csv)"
-          + (f"; {not_run} with checks that could not run here (status 'not run' in grades.csv)" if not_run else ""))
-    failed = [student for student, record in rows if record.grader_errors]
-    if failed:
-        print(f"grader errors (regrade these): {', '.join(failed)}", file=sys.stderr)
-    return 1 if failed else 0
+    return print_class_summary([record for _student, record in rows], args.out, f"{len(rows)} submissions")
+
+
+def cmd_merge(args):
+    from .merge import MergeError, merge
+
+    missing = [folder for folder in args.folders if not Path(folder).is_dir()]
+    if missing:
+        print(f"no such folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        table = merge(args.folders, args.out)
+    except MergeError as exc:
+        print(f"cannot merge: {exc}", file=sys.stderr)
+        return 2
+    return print_class_summary(list(table.values()), args.out,
+                               f"{len(table)} students from {len(args.folders)} folders")
 
 
 def cmd_package(args):
@@ -166,7 +213,9 @@ def cmd_config(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    description = __doc__ + "\n" + textwrap.fill(class_report.exit_codes_text(), 116)
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     grade = sub.add_parser("grade", help="grade one submitted notebook")
     grade.add_argument("submission")
@@ -190,8 +239,16 @@ def main(argv=None):
                                       "allows)")
     batch.add_argument("--regrade", action="store_true", help="grade again students already graded and current")
     batch.add_argument("--student", help="comma-separated student ids to grade (default: everyone)")
+    batch.add_argument("--regrade-not-run", action="store_true",
+                       help="grade again the students whose checks could not run (on a machine where they can)")
+    batch.add_argument("--shard", metavar="i/n", help="grade only shard i of n (1 <= i <= n), e.g. one job of a CI "
+                                                      "matrix; a student's shard depends on the id alone")
     _results_options(batch)
     batch.set_defaults(func=cmd_batch)
+    merge = sub.add_parser("merge", help="merge the result folders of batch --shard runs into one")
+    merge.add_argument("folders", nargs="+", metavar="RESULTS_DIR")
+    merge.add_argument("--out", required=True, help="folder for the merged <student>.json files and grades.csv")
+    merge.set_defaults(func=cmd_merge)
     package = sub.add_parser("package", help="write an autograder package for a grading platform")
     package.add_argument("platform", choices=["gradescope"])
     package.add_argument("--out", default="autograder.zip", help="the zip to write")
@@ -213,15 +270,15 @@ def main(argv=None):
         return args.func(args)
     except ResultsSettingError as exc:  # a usage error, found before any grading
         print(f"usage error: {exc}", file=sys.stderr)
-        return 2
+        return class_report.USAGE
     except SettingError as exc:  # a setting's value, from the settings file or the command line
         print(f"settings error: {exc}", file=sys.stderr)
-        return 2
+        return class_report.USAGE
     except KeyboardInterrupt:
-        return 1
+        return class_report.INTERRUPTED
     except Exception as exc:  # a grader bug: say so loudly, never pretend a grade
         print(f"grader error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return class_report.GRADER_ERROR
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ instructor may need besides (what the code printed, sandbox messages with traceb
 instructor log.
 """
 import csv
+import io
 import os
 from pathlib import Path
 
@@ -103,9 +104,10 @@ def write_csv(records, path):
     names = []
     for record in records:
         names += [name for name in record.checks if name not in names]
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["student", "score", "max_score", "status", "not_run", "fatal", *names])
-        for record in records:
-            writer.writerow([record.student, record.score, record.max_score, record_status(record),
-                             " ".join(record.not_run), record.fatal, *[record.checks.get(n, "") for n in names]])
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["student", "score", "max_score", "status", "not_run", "fatal", *names])
+    for record in records:
+        writer.writerow([record.student, record.score, record.max_score, record_status(record),
+                         " ".join(record.not_run), record.fatal, *[record.checks.get(n, "") for n in names]])
+    write_atomic(path, text.getvalue())

@@ -1,4 +1,4 @@
-"""The command line: its verbs and exit codes (0 finished, 1 grader error, 2 usage error)."""
+"""The command line: its verbs and exit codes (0 finished, 1 grader error, 2 usage error, 3 checks not run)."""
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +57,29 @@ def test_a_grader_error_exits_1_and_a_finished_grade_0(tmp_path, monkeypatch, ca
     monkeypatch.setattr(grade_module, "grade_notebook", lambda *a, **k: _report("boom"))
     assert main(["grade", str(notebook)]) == 1
     assert "GRADER ERROR" in capsys.readouterr().out
+
+
+def test_a_check_that_could_not_run_exits_3_and_a_grader_error_still_1(tmp_path, monkeypatch, capsys):
+    notebook = tmp_path / "a.ipynb"
+    notebook.write_text("{}")
+    report = _report()
+    report.parts[0].results.append(CheckResult("finetune_learns", "learning", "Part C", 0.0, 1.0, "not run",
+                                               "not run: no weights"))
+    monkeypatch.setattr(grade_module, "grade_notebook", lambda *a, **k: report)
+    assert main(["grade", str(notebook)]) == 3
+    assert "[SKIP]" in capsys.readouterr().out
+    report.parts[0].grader_error = "boom"
+    assert main(["grade", str(notebook)]) == 1
+
+
+def test_the_help_lists_every_exit_code(capsys):
+    from autograder.class_report import EXIT_CODES
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for code, meaning in EXIT_CODES.items():
+        assert f"{code} {meaning}"[:40] in " ".join(out.split()), code
 
 
 def test_batch_refuses_an_unknown_student(tmp_path, capsys):
