@@ -3,7 +3,7 @@
 GitHub Classroom's autograding (and any CI job) judges a command by its exit code and by whether it wrote to stderr.
 In this mode the grader says only this:
 
-* exit ``PASSED`` (0) when the score reaches the bar, ``BELOW_BAR`` (1) when it does not, ``GRADER_ERROR`` (3)
+* exit ``PASSED`` (0) when the score reaches the bar, ``BELOW_BAR`` (1) when it does not, ``GRADER_ERROR`` (4)
   when the grader itself failed on some part (never the submission's fault: regrade it), 2 for a usage or settings
   error as everywhere;
 * stdout: a short summary a student may read (the verdict line, then each check with its feedback);
@@ -24,7 +24,7 @@ import warnings
 from .config import GraderConfig
 from .results import check_lines
 
-PASSED, BELOW_BAR, GRADER_ERROR = 0, 1, 3
+PASSED, BELOW_BAR, GRADER_ERROR = 0, 1, 4  # not 3: that is "some checks not run" for grade and batch
 TOLERANCE = 1e-9  # points are sums of halves; this only absorbs float rounding
 
 

@@ -76,7 +76,7 @@ def test_the_bar_comes_from_the_settings_file_and_the_flag_overrides_it(notebook
 
 def test_a_grader_error_is_exit_3_with_one_line_on_stderr_and_no_internals(notebook, monkeypatch, capsys):
     _grading_returns(monkeypatch, _report([0.5, 0.5, 0.5, 0.5], grader_error="OSError: /srv/grader/secret.py"))
-    assert main(["grade", str(notebook), "--parts", "cnn", "--classroom"]) == 3
+    assert main(["grade", str(notebook), "--parts", "cnn", "--classroom"]) == 4
     captured = capsys.readouterr()
     assert captured.err.startswith("grader error: part(s) cnn could not be graded") and captured.err.count("\n") == 1
     assert "/srv/grader" not in captured.out + captured.err and "GRADER ERROR in part cnn" in captured.out
@@ -85,7 +85,7 @@ def test_a_grader_error_is_exit_3_with_one_line_on_stderr_and_no_internals(noteb
         raise RuntimeError("bug at /srv/grader/grade.py")
 
     monkeypatch.setattr(grade_module, "grade_notebook", crash)
-    assert main(["grade", str(notebook), "--parts", "cnn", "--classroom"]) == 3
+    assert main(["grade", str(notebook), "--parts", "cnn", "--classroom"]) == 4
     captured = capsys.readouterr()
     assert captured.err.startswith("grader error: the grader failed (RuntimeError)") and "/srv" not in captured.err
 
