@@ -31,7 +31,7 @@ import os
 from pathlib import Path
 
 from .config import GRADER_ROOT, GraderConfig, grading_settings
-from .results import settings_of, write_atomic, write_csv, write_json
+from .results import instructor_log_path, settings_of, write_atomic, write_csv
 
 NOTEBOOK = "a2-cnn.ipynb"
 STATE_DIR = ".state"
@@ -152,20 +152,35 @@ def is_current(record: Record | None, key: str) -> bool:
     return record is not None and record.key == key and not record.grader_errors
 
 
-def grade_one(student: str, notebook: Path, out_dir: Path, config: GraderConfig, key: str) -> Record:
-    """Grade one notebook and write its three files (the record last: it marks the grade as done)."""
+def grade_texts(student: str, notebook: Path, config: GraderConfig, key: str) -> tuple[str, str, Record]:
+    """Grade one notebook: (results.json text, instructor log text, record). Writes nothing: the driver does."""
+    from . import gradescope
     from .grade import grade_notebook
+    from .results import instructor_log_text
 
-    state_path(out_dir, student).unlink(missing_ok=True)  # killed from here on: no record, so graded again
     report = grade_notebook(notebook, config)
-    write_json(report, out_dir / f"{student}.json", **settings_of(config))  # and <student>.instructor.log
     record = Record(student=student, key=key, score=report.score, max_score=report.max_score,
                     fatal=report.fatal or "", grader_errors=list(report.grader_errors),
                     checks={r.name: r.score for r in report.results},
                     not_run=[r.name for r in report.results if r.status == "not run"], seconds=report.seconds,
                     not_run_reasons={r.name: r.message for r in report.results if r.status == "not run"},
                     grader=grader_key(config))
+    return gradescope.results_text(report, **settings_of(config)), instructor_log_text(report), record
+
+
+def save_grade(out_dir: Path, results: str, log: str, record: Record) -> None:
+    """A student's three files, each atomically, the record last: it marks the grade as done."""
+    results_path = out_dir / f"{record.student}.json"
+    write_atomic(results_path, results)
+    write_atomic(instructor_log_path(results_path), log)
     save_record(out_dir, record)
+
+
+def grade_one(student: str, notebook: Path, out_dir: Path, config: GraderConfig, key: str) -> Record:
+    """Grade one notebook and write its three files."""
+    state_path(out_dir, student).unlink(missing_ok=True)  # killed from here on: no record, so graded again
+    results, log, record = grade_texts(student, notebook, config, key)
+    save_grade(out_dir, results, log, record)
     return record
 
 
@@ -211,9 +226,11 @@ def select(everyone: dict, students=None, shard=None) -> dict:
 
 
 def grade_tree(submitted_dir, out_dir, config=None, assignment="a2-cnn", progress=True, jobs=None, regrade=False,
-               students=None, shard=None, regrade_not_run=False):
+               students=None, shard=None, regrade_not_run=False, engine="local", address=None):
     """Grade the class (or its shard ``(i, n)``); returns [(student, Record)] in student order for the students
     selected, those graded before included. grades.csv lists every student of the shard with a record.
+    ``engine``: "local" (a pool of ``jobs`` processes here) or "ray" (``batch_ray``: the cluster at ``address``, or a
+    local Ray instance).
     ``progress``: True for ``progress.ClassProgress`` on stderr, False for none, or an object like it."""
     config = config or GraderConfig()
     out_dir = Path(out_dir)
@@ -246,7 +263,11 @@ def grade_tree(submitted_dir, out_dir, config=None, assignment="a2-cnn", progres
             progress.update(record)
 
     try:
-        if jobs == 1:
+        if engine == "ray":
+            from .batch_ray import grade_on_ray
+
+            grade_on_ray(todo, out_dir, config, done, address)
+        elif jobs == 1:
             for student, (notebook, key) in todo.items():
                 done(grade_one(student, notebook, out_dir, config, key))
         else:

@@ -3,7 +3,7 @@
     python -m autograder grade SUBMISSION.ipynb [--json results.json] [--parts cnn,unet,...] [--tier cpu|gpu|auto]
     python -m autograder grade SUBMISSION.ipynb --classroom [--min-score POINTS]   (GitHub Classroom, CI)
     python -m autograder batch SUBMITTED_DIR [--out results/] [--tier ...] [--jobs N] [--regrade] [--student ID,...]
-                                             [--shard i/n] [--regrade-not-run]
+                                             [--shard i/n] [--regrade-not-run] [--engine ray [--address A]]
     python -m autograder merge RESULTS_DIR ... --out DIR     one class folder from the shards' folders
     python -m autograder calibrate --tier cpu|gpu|auto [--seeds 0,1,2,3,4]
     python -m autograder package gradescope --out autograder.zip [--parts ...] [--tier ...] [results options]
@@ -153,12 +153,13 @@ def cmd_batch(args):
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             rows = grade_tree(args.submitted, args.out, _config(args), regrade=args.regrade, students=students,
-                              shard=shard, regrade_not_run=args.regrade_not_run)
+                              shard=shard, regrade_not_run=args.regrade_not_run, engine=args.engine,
+                              address=args.address)
         finally:
             signal.signal(signal.SIGTERM, previous)
     except SettingError:
         raise
-    except ValueError as exc:  # an unknown --student, a bad --shard
+    except ValueError as exc:  # an unknown --student, a bad --shard, Ray missing or unreachable
         print(f"usage error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -243,6 +244,11 @@ def main(argv=None):
                        help="grade again the students whose checks could not run (on a machine where they can)")
     batch.add_argument("--shard", metavar="i/n", help="grade only shard i of n (1 <= i <= n), e.g. one job of a CI "
                                                       "matrix; a student's shard depends on the id alone")
+    batch.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local: a pool of processes on this machine (default); ray: one Ray task per submission "
+                            "(pip install -e \".[ray]\")")
+    batch.add_argument("--address", help="with --engine ray: the Ray cluster (e.g. ray://head:10001 or auto); "
+                                         "default: a local Ray instance")
     _results_options(batch)
     batch.set_defaults(func=cmd_batch)
     merge = sub.add_parser("merge", help="merge the result folders of batch --shard runs into one")
