@@ -1,4 +1,5 @@
 """Part C loop: only classifier.4 may change (parameters and buffers), evaluation, prediction."""
+import copy
 import math
 
 import pytest
@@ -148,3 +149,128 @@ def test_evaluate_matches_seg_metrics_on_all_pixels():
     assert result["iou"] == pytest.approx(seg_metrics.iou(preds, masks))
     assert result["pixel_accuracy"] == pytest.approx(seg_metrics.pixel_accuracy(preds, masks))
     assert finetune.predict(model, images[0], "cpu").shape == masks[0].shape
+
+
+# ------------------------------------------------------------------ the feature cache: exact, or not used at all
+def stand_in():
+    """The grader's small DeepLabV3 (real DeepLabHead, BatchNorm with random statistics), last layer replaced."""
+    from autograder.worker import tiny_deeplab
+
+    model = tiny_deeplab.build(3)
+    model.requires_grad_(False)
+    model.classifier[4] = nn.Conv2d(256, 2, kernel_size=1)
+    return model
+
+
+class CountingBackbone:
+    """Counts the pictures the backbone runs on (an instance attribute, not a hook: hooks turn the cache off)."""
+
+    def __init__(self, model):
+        self.pictures, forward = 0, model.backbone.forward
+
+        def counted(x):
+            self.pictures += len(x)
+            return forward(x)
+
+        model.backbone.forward = counted
+
+
+def flower_like(n=10, size=32, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randn(n, 3, size, size, generator=generator)
+    masks = (images[:, 0] + images[:, 1] > 0).long()  # learnable from the pictures
+    return TensorDataset(images, masks)
+
+
+def fine_tune(model, dataset, epochs=3, shuffle_seed=0, feature_cache=True, batch_size=4, lr=1e-2):
+    generator = None if shuffle_seed is None else torch.Generator().manual_seed(shuffle_seed)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator)
+    counter = CountingBackbone(model)
+    optimizer = torch.optim.Adam(model.classifier[4].parameters(), lr=lr)
+    losses = finetune.run_finetune_epochs(model, loader, optimizer, epochs, "cpu", progress=False,
+                                          feature_cache=feature_cache)
+    return losses, counter.pictures, generator
+
+
+@pytest.mark.parametrize("shuffle_seed", [0, None], ids=["loader's generator", "global generator"])
+def test_cached_fine_tuning_is_the_uncached_one(shuffle_seed):
+    """Same losses, same classifier.4, everything else bit-identical, same evaluation, and the same random numbers
+    drawn; the backbone runs once per picture instead of once per picture and epoch."""
+    torch.manual_seed(0)
+    first = stand_in()
+    second = copy.deepcopy(first)
+    before = snapshot(first)
+    dataset, epochs = flower_like(n=10), 4
+    runs = []
+    for model, cached in ((first, True), (second, False)):
+        torch.manual_seed(1)
+        losses, pictures, generator = fine_tune(model, dataset, epochs, shuffle_seed, feature_cache=cached)
+        runs.append((losses, pictures, (generator or torch.default_generator).get_state()))
+    (cached_losses, cached_pictures, cached_rng), (plain_losses, plain_pictures, plain_rng) = runs
+    assert cached_pictures == 10 and plain_pictures == 10 * epochs
+    assert cached_losses == pytest.approx(plain_losses, rel=1e-5)
+    assert plain_losses[-1] < plain_losses[0]  # it learns: the head moved, so its equality means something
+    assert torch.equal(cached_rng, plain_rng), "the cache drew other random numbers than the loader"
+    for key in ("classifier.4.weight", "classifier.4.bias"):
+        torch.testing.assert_close(first.state_dict()[key], second.state_dict()[key], rtol=1e-5, atol=1e-6)
+    assert changed_keys(before, snapshot(first)) == ["classifier.4.bias", "classifier.4.weight"]
+    val = DataLoader(flower_like(n=6, seed=1), batch_size=4)
+    cached_scores, plain_scores = finetune.evaluate(first, val, "cpu"), finetune.evaluate(second, val, "cpu")
+    assert cached_scores == pytest.approx(plain_scores, rel=1e-5)
+
+
+class Augmented(torch.utils.data.Dataset):
+    """A dataset the cache cannot know to be deterministic (it might flip or crop at random)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        return self.dataset[i]
+
+
+def _another_trainable(model, dataset):
+    model.classifier[0].project[0].weight.requires_grad_(True)
+    return dataset
+
+
+def _batchnorm_left_training(model, dataset):
+    norm = model.classifier[2]
+    norm.train = lambda mode=True: norm  # ignores eval(): its statistics would move
+    norm.training = True
+    return dataset
+
+
+def _augmentation(model, dataset):
+    return Augmented(dataset)
+
+
+def _forward_hook(model, dataset):
+    model.backbone.register_forward_hook(lambda *args: None)
+    return dataset
+
+
+def _too_big(model, dataset, monkeypatch):
+    monkeypatch.setattr(finetune, "FEATURE_CACHE_BYTES", 1000)
+    return dataset
+
+
+@pytest.mark.parametrize("change", [_another_trainable, _batchnorm_left_training, _augmentation, _forward_hook,
+                                    _too_big])
+def test_the_cache_switches_itself_off(change, monkeypatch):
+    """Whenever the frozen part could change or see a different picture, every epoch runs the whole model; and
+    where the features would pass the memory bound, the run is the uncached one."""
+    torch.manual_seed(0)
+    model = stand_in()
+    reference = copy.deepcopy(model)
+    dataset = flower_like(n=6)
+    arguments = (model, dataset, monkeypatch) if change is _too_big else (model, dataset)
+    changed = change(*arguments)
+    losses, pictures, _ = fine_tune(model, changed, epochs=2)
+    assert pictures == 6 * 2
+    if change in (_augmentation, _forward_hook, _too_big):  # same computation: the same run as the uncached one
+        expected, _, _ = fine_tune(reference, dataset, epochs=2, feature_cache=False)
+        assert losses == pytest.approx(expected, rel=1e-6)

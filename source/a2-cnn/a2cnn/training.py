@@ -106,11 +106,23 @@ def seed_everything(seed, deterministic=True):
     torch.manual_seed(seed)
     if deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
+        # deterministic mode also fills every new uninitialised tensor with NaN (a debugging aid for kernels that
+        # read memory they never wrote): hundreds of fills per step, none of which changes a result
+        torch.utils.deterministic.fill_uninitialized_memory = False
         torch.backends.cudnn.benchmark = False
 
 
 def _as_tensor(array, dtype, device):
     return torch.as_tensor(np.asarray(array), dtype=dtype, device=device)
+
+
+def predicted_colours(logits):
+    """``logits.argmax(dim=1)`` of (N, colours, H, W) logits: the index of every pixel's first largest logit.
+
+    Computed over a channels-last copy: the same indices, but on CPU an arg-max across the channels of an NCHW
+    tensor strides through memory and costs several times the copy (53 ms against 7 ms for a batch of 100 pictures
+    of 32x32 with 24 colours, a quarter of a UNet training step)."""
+    return logits.movedim(1, -1).contiguous().argmax(dim=-1)
 
 
 def minibatch_order(n, batch_size, generator):
@@ -130,7 +142,7 @@ def evaluate(model, x, y, batch_size=100, device=None):
         yb = _as_tensor(y[start : start + batch_size], torch.long, device)
         logits = model(xb)
         loss_sum += nn.functional.cross_entropy(logits, yb, reduction="sum").item()
-        correct += (logits.argmax(dim=1) == yb).sum().item()
+        correct += (predicted_colours(logits) == yb).sum().item()
         pixels += yb.numel()
     return loss_sum / pixels, correct / pixels
 
@@ -140,7 +152,8 @@ def predict(model, x, batch_size=100, device=None):
     """Predicted colour index per pixel, shape (N, H, W)."""
     device = device or settings.device()
     model.eval()
-    out = [model(_as_tensor(x[i : i + batch_size], torch.float32, device)).argmax(dim=1).cpu() for i in range(0, len(x), batch_size)]
+    out = [predicted_colours(model(_as_tensor(x[i : i + batch_size], torch.float32, device))).cpu()
+           for i in range(0, len(x), batch_size)]
     return torch.cat(out).numpy()
 
 
@@ -187,7 +200,7 @@ def train_colourizer(model, data, config=None, device=None, progress=True, log=p
             loss.backward()
             optimizer.step()
             loss_sum += loss.item() * yb.numel()
-            correct += (logits.detach().argmax(dim=1) == yb).sum().item()
+            correct += (predicted_colours(logits.detach()) == yb).sum().item()
             pixels += yb.numel()
         val_loss, val_acc = evaluate(model, data.x_test, data.y_test, config.batch_size, device)
         history.train_loss.append(loss_sum / pixels)
