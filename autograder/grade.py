@@ -86,7 +86,8 @@ def _cell_notes(program, execution) -> list:
                 notes.append(f"{label} raised {feedback.error_excerpt(error)}{limit_hint(error, execution.limits)}; "
                              "the grader went on with the next cells, as a notebook run with errors allowed would")
             elif status == "timeout":
-                notes.append(f"{label} did not finish within {step['limit']:g} s and was interrupted")
+                notes.append(f"{label} did not finish within {step['limit']:g} s; the grader went on without it, "
+                             "as if the cell had been skipped")
         elif result.outcome in ("timeout", "memory", "crashed", "processes", "file size"):
             notes.append(f"{label} {stop_words(result.outcome, step, program, execution.limits)}; the grader "
                          "restarted the notebook without it")

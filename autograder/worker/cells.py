@@ -5,7 +5,7 @@ import traceback
 
 from .ipython_syntax import prepare
 
-_str, _type, _exec, _compile = str, type, exec, compile  # bound before any student code runs
+_str, _type, _exec, _compile, _dict = str, type, exec, compile, dict  # bound before any student code runs
 MESSAGE_CHARS = 300
 
 
@@ -50,8 +50,13 @@ def error_facts(exc: BaseException, filename: str | None = None) -> dict:
 
 
 def run_code(ns: dict, source: str, filename: str, limit: float) -> dict:
-    """Execute ``source`` (IPython syntax neutralised) in ``ns``: ``{"status": "ok"|"error"|"timeout", ...}``."""
+    """Execute ``source`` (IPython syntax neutralised) in ``ns``: ``{"status": "ok"|"error"|"timeout", ...}``.
+
+    Code that runs past its limit counts as not run: the names it bound are put back as they were before it, as a
+    student who restarts the kernel and skips the cell that hangs would have them (a worker killed at the deadline
+    restarts without the cell, to the same effect). So a hang costs the checks that need that cell's definitions."""
     code, ignored = prepare(source)
+    before = _dict(ns)
     facts = {"ignored": ignored[:20]}
     try:
         compiled = _compile(code, filename, "exec", dont_inherit=True)
@@ -61,6 +66,8 @@ def run_code(ns: dict, source: str, filename: str, limit: float) -> dict:
         with time_limit(limit):
             _exec(compiled, ns)
     except StepTimeout:
+        _dict.clear(ns)
+        _dict.update(ns, before)
         return {**facts, "status": "timeout"}
     except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt too, as a notebook would
         return {**facts, "status": "error", "error": error_facts(exc, filename)}
