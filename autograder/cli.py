@@ -15,7 +15,7 @@ nbgrader_config.py beside the grader, never one in the current folder: its A2Gra
 (autograder/settings.py).
 
 `grade --classroom` (autograder/classroom.py) has exit codes of its own: 0 the score reaches the bar, 1 it
-does not, 2 usage error, 3 grader error; stderr empty unless something went wrong.
+does not, 2 usage error, 4 grader error; stderr empty unless something went wrong.
 """
 import argparse
 import sys
@@ -100,7 +100,7 @@ def print_class_summary(records, out_dir, what):
 
 
 def _grade_classroom(args, settings: Settings) -> int:
-    """``grade --classroom``: exit 0 at or above the bar, 1 below it, 3 on a grader error; stderr only for errors
+    """``grade --classroom``: exit 0 at or above the bar, 1 below it, 4 on a grader error; stderr only for errors
     (``classroom.py``)."""
     from . import classroom
     from .grade import grade_notebook
@@ -226,7 +226,7 @@ def main(argv=None):
     grade.add_argument("--show-output", action="store_true", help="also print what the student's code printed (instructors only)")
     grade.add_argument("--classroom", action="store_true",
                        help="GitHub Classroom / CI: exit 0 when the score reaches the bar (min_score), 1 when it "
-                            "does not, 3 on a grader error; stderr stays empty unless something went wrong")
+                            "does not, 4 on a grader error; stderr stays empty unless something went wrong")
     grade.add_argument("--min-score", metavar="POINTS", help="the bar of --classroom (default: every point of the "
                                                              "parts graded)")
     _results_options(grade)

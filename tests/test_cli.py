@@ -166,3 +166,16 @@ def test_calibrate_refuses_too_few_seeds(no_training, monkeypatch, capsys, seeds
     captured = capsys.readouterr()
     assert captured.err.startswith("calibrate: ") and words in captured.err
     assert captured.out == "" and not out.exists()
+
+
+def test_the_help_gives_the_classroom_modes_own_grader_error_code(capsys):
+    from autograder import classroom
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    top = " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit):
+        main(["grade", "--help"])
+    grade = " ".join(capsys.readouterr().out.split())
+    assert f"{classroom.GRADER_ERROR} grader error" in top
+    assert f"{classroom.GRADER_ERROR} on a grader error" in grade
