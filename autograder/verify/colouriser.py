@@ -23,7 +23,6 @@ verified; :class:`GraphModel` turns a verified model back into a module the pare
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import itertools
 
@@ -34,7 +33,7 @@ from autograder.worker import inputs
 from autograder.worker.colouriser_probe import GROUPS, X2_SCALE, X2_SHIFT, X_SCALE, X_SHIFT
 from autograder.worker.marks import mark
 
-from .rebuild import Unsupported, build, flat_layers, load_state
+from .rebuild import Unsupported, build, flat_layers, fresh_copy, load_state
 from .tensors import close
 
 MAX_APPLY_ATTEMPTS = 120
@@ -153,10 +152,10 @@ def _ill_conditioned(module: nn.Module, x: torch.Tensor, got: torch.Tensor) -> b
     generator = torch.Generator().manual_seed(0)
     try:
         with torch.no_grad():
-            candidates = [copy.deepcopy(module).double().train()(x.double())]
+            candidates = [fresh_copy(module).double().train()(x.double())]
             for _ in range(3):
                 noise = torch.randn(x.shape, generator=generator, dtype=x.dtype) * 2.0 ** -22
-                candidates.append(copy.deepcopy(module).train()(x * (1 + noise)))
+                candidates.append(fresh_copy(module).train()(x * (1 + noise)))
     except Exception:  # noqa: BLE001 - a layer that cannot be replayed so: no evidence of instability
         return False
     return any(not close(got.double(), candidate.double()) for candidate in candidates)
@@ -197,7 +196,7 @@ def _constant(tensor: torch.Tensor):
 
 def _grad_of(module: nn.Module, x: torch.Tensor, grad_out: torch.Tensor):
     """(grad wrt x, {param name: grad}) of ``module`` (training mode, on a copy: no side effects)."""
-    clone = copy.deepcopy(module).train()
+    clone = fresh_copy(module).train()
     x = x.detach().clone().requires_grad_(True)
     out = clone(x)
     names = [n for n, p in clone.named_parameters() if p.requires_grad]
@@ -257,13 +256,13 @@ class _Verifier:
         """Replay the group's recorded calls with the rebuilt module; (verified, problem)."""
         if not group.calls["train"] and not group.calls["eval"]:
             return False, "never called"
-        running = copy.deepcopy(module).train()
+        running = fresh_copy(module).train()
         for index in group.calls["train"]:
             call = self.calls[index]
             x, y = self.tensor(f"train/{index}/in"), self.tensor(f"train/{index}/out")
             if call.get("args") != 1 or call.get("kwargs") or x is None or y is None:
                 return False, "is called with something other than one tensor, or returns something else"
-            before = copy.deepcopy(running)
+            before = fresh_copy(running)
             with torch.no_grad():
                 got = running(x)
             if not close(y, got):
@@ -275,7 +274,7 @@ class _Verifier:
                 reported = s1.get(f"{group.name}.{key}")
                 if reported is None or not close(reported, value):
                     return False, "updates its running statistics differently from what its layers do"
-        evaluating = copy.deepcopy(module).eval()
+        evaluating = fresh_copy(module).eval()
         if any(key.startswith(group.name + ".") for key in s1):
             try:
                 load_state(evaluating, s1, group.name + ".")
@@ -389,7 +388,7 @@ class _Verifier:
             wanted = _input_channels(group)
             fitting = [(parts, value) for parts, value in candidates
                        if wanted is None or sum(p.channels for p in parts) == wanted]
-            module = copy.deepcopy(group.module).train(mode == "train")  # batch statistics in training mode
+            module = fresh_copy(group.module).train(mode == "train")  # batch statistics in training mode
             s1 = self.state("S1")
             if mode == "eval" and any(key.startswith(name + ".") for key in s1):
                 try:

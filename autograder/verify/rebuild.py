@@ -4,6 +4,8 @@
 the student's keys loads with ``strict=True``), or raises :class:`Unsupported` for a type outside the vocabulary.
 With ``marks`` = (a, c), every MyConv2d convolves through the marked convolution, as it did in the worker.
 """
+import copy
+
 import torch.nn as nn
 
 from autograder.worker.marks import MarkedConv
@@ -107,3 +109,16 @@ def load_state(module: nn.Module, tensors: dict, prefix: str) -> None:
             raise Unsupported(f"a tensor {key} of shape {tuple(found[key].shape)} where its layer has "
                               f"{tuple(value.shape)}")
     module.load_state_dict({key: found[key].clone() for key in state}, strict=True)
+
+
+def fresh_copy(module: nn.Module) -> nn.Module:
+    """An independent copy of a module ``build`` made (vocabulary layers, no hooks), as ``copy.deepcopy`` gives,
+    without its generic walk over every attribute: the parent copies each group several times per configuration,
+    and deepcopy was a third of its verification time. Parameters, buffers and children are new; the rest of the
+    instance's attributes (numbers, tuples, strings, empty hook tables that nothing here fills) are shared."""
+    new = copy.copy(module)
+    new._parameters = {name: None if p is None else nn.Parameter(p.detach().clone(), requires_grad=p.requires_grad)
+                       for name, p in module._parameters.items()}
+    new._buffers = {name: None if b is None else b.clone() for name, b in module._buffers.items()}
+    new._modules = {name: None if m is None else fresh_copy(m) for name, m in module._modules.items()}
+    return new
