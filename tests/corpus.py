@@ -30,6 +30,7 @@ class Example:
     messages: dict = field(default_factory=dict)  # part -> text that must appear in that part's feedback
     timeout: float = 60.0  # time limit of one cell for this example
     all_parts: bool = False  # grade every part, not only those whose cells were edited (proves isolation)
+    never_created: str = None  # a file that exists after grading only if the parent ran code the worker sent
 
     def parts(self):
         """The parts to grade: all for hostile or damaged submissions, else those whose answer cells changed."""
@@ -176,6 +177,57 @@ if _frame is not None:
     _worker.run_step = _forged_run_step
 """
 
+# The CNN cell (an honest CNN) makes the worker send a crafted artifact in place of the CNN probes' safetensors
+# blob: it finds the worker's module on the stack and wraps its step runner and its serialiser. The pickle-based
+# payloads create ``marker`` when loaded unsafely (open(marker, 'w')); the worker's /tmp is its own, so the file can
+# only appear on the grader's machine if the parent unpickled it.
+CRAFTED_PRELUDE = """import io, pickle, sys, zipfile
+_KIND, _MARKER = {kind!r}, {marker!r}
+class _Payload:
+    def __reduce__(self):
+        return (open, (_MARKER, 'w'))
+def _crafted_blob(tensors):
+    if _KIND == 'pickle':
+        return pickle.dumps({{'c0/train/output': _Payload()}})
+    if _KIND == 'torch.save':
+        buffer = io.BytesIO()
+        torch.save({{'c0/train/output': _Payload()}}, buffer)
+        return buffer.getvalue()
+    buffer = io.BytesIO()  # a .pt2 archive whose only weight is flagged use_pickle
+    with zipfile.ZipFile(buffer, 'w') as archive:
+        archive.writestr('model/version', '0')
+        archive.writestr('model/data/weights/model_weights_config.json',
+                         '{{"config": {{"c0/train/output": {{"path_name": "weight_0", "is_param": false, "use_pickle": true}}}}}}')
+        archive.writestr('model/data/weights/weight_0', pickle.dumps(_Payload()))
+    return buffer.getvalue()
+def _crafted_tensors(tensors):
+    if _KIND == 'nan':
+        return {{key: torch.full_like(value, float('nan')) if value.is_floating_point() else value
+                for key, value in tensors.items()}}
+    if _KIND == 'float64':
+        return {{key: value.double() for key, value in tensors.items()}}
+    return tensors
+_frame = sys._getframe()
+while _frame is not None and not ('run_step' in _frame.f_globals and '_save' in _frame.f_globals):
+    _frame = _frame.f_back
+_worker = sys.modules[_frame.f_globals['__name__']]
+_real_run_step, _real_save, _state = _worker.run_step, _worker._save, {{'cnn': False}}
+def _run_step(step, ns, emit):
+    _state['cnn'] = step.get('kind') == 'probe' and 'cnn' in step.get('id', '')
+    facts, tensors = _real_run_step(step, ns, emit)
+    return facts, (_crafted_tensors(tensors) if _state['cnn'] else tensors)
+def _save(tensors):
+    if _state['cnn'] and _KIND in ('pickle', 'torch.save', 'pt2'):
+        return _crafted_blob(tensors)
+    return _real_save(tensors)
+_worker.run_step, _worker._save = _run_step, _save
+"""
+
+
+def _crafted(kind, marker=""):
+    return {"cnn_model": CRAFTED_PRELUDE.format(kind=kind, marker=marker) + reference_source("cnn_model")}
+
+
 # Patches at import, in the answer cell of a CNN without one ReLU, meant to make a grader that checks inside the
 # student's process believe it: every ReLU test true, every tensor comparison true, the parameters forged.
 PATCHED_ISINSTANCE = """import builtins
@@ -248,6 +300,71 @@ class UNet(nn.Module):
         up1 = F.relu(self.upconv1(torch.cat((down2, rf), 1)))
         up2 = F.relu(self.upconv2(torch.cat((down1, up1), 1)))
         return self.finalconv(torch.cat((x, up2), 1))
+"""
+
+
+# Named layers in OrderedDicts, in-place ReLU given positionally, concatenation along dim=-3
+CNN_NAMED_LAYERS = """from collections import OrderedDict
+
+
+def named_group(c_in, c_out, kernel, resize=None):
+    layers = [("conv", MyConv2d(c_in, c_out, kernel))]
+    if resize is not None:
+        layers.append(("resize", resize))
+    layers += [("norm", nn.BatchNorm2d(c_out)), ("act", nn.ReLU(True))]
+    return nn.Sequential(OrderedDict(layers))
+
+
+class CNN(nn.Module):
+    def __init__(self, kernel, num_filters, num_colours, num_in_channels):
+        super().__init__()
+        self.downconv1 = named_group(num_in_channels, num_filters, kernel, nn.MaxPool2d(kernel_size=2))
+        self.downconv2 = named_group(num_filters, 2 * num_filters, kernel, nn.MaxPool2d(kernel_size=2))
+        self.rfconv = named_group(2 * num_filters, 2 * num_filters, kernel)
+        self.upconv1 = named_group(2 * num_filters, num_filters, kernel, nn.Upsample(scale_factor=2, mode="nearest"))
+        self.upconv2 = named_group(num_filters, num_colours, kernel, nn.Upsample(scale_factor=2, mode="nearest"))
+        self.finalconv = MyConv2d(num_colours, num_colours, kernel)
+
+    def forward(self, x):
+        return self.finalconv(self.upconv2(self.upconv1(self.rfconv(self.downconv2(self.downconv1(x))))))
+"""
+UNET_NAMED_LAYERS = """class UNet(nn.Module):
+    def __init__(self, kernel, num_filters, num_colours, num_in_channels):
+        super().__init__()
+        nf = num_filters
+        self.downconv1 = named_group(num_in_channels, nf, kernel, nn.MaxPool2d(2))
+        self.downconv2 = named_group(nf, 2 * nf, kernel, nn.MaxPool2d(2))
+        self.rfconv = named_group(2 * nf, 2 * nf, kernel)
+        self.upconv1 = named_group(4 * nf, nf, kernel, nn.Upsample(scale_factor=2))
+        self.upconv2 = named_group(2 * nf, num_colours, kernel, nn.Upsample(scale_factor=2))
+        self.finalconv = MyConv2d(num_colours + num_in_channels, num_colours, kernel)
+
+    def forward(self, x):
+        skips = [x]
+        for name in ("downconv1", "downconv2"):
+            skips.append(getattr(self, name)(skips[-1]))
+        out = self.rfconv(skips[-1])
+        for name in ("upconv1", "upconv2"):
+            out = getattr(self, name)(torch.cat([out, skips.pop()], dim=-3))
+        return self.finalconv(torch.cat([out, skips.pop()], dim=-3))
+"""
+# The UNet as a subclass of the student's CNN that replaces the decoder and the forward pass
+UNET_SUBCLASS_OF_CNN = """class UNet(CNN):
+    def __init__(self, kernel, num_filters, num_colours, num_in_channels):
+        super().__init__(kernel, num_filters, num_colours, num_in_channels)
+        nf, nc = num_filters, num_colours
+        self.upconv1 = nn.Sequential(MyConv2d(4 * nf, nf, kernel), nn.Upsample(scale_factor=2), nn.BatchNorm2d(nf),
+                                     nn.ReLU())
+        self.upconv2 = nn.Sequential(MyConv2d(2 * nf, nc, kernel), nn.Upsample(scale_factor=2), nn.BatchNorm2d(nc),
+                                     nn.ReLU())
+        self.finalconv = MyConv2d(nc + num_in_channels, nc, kernel)
+
+    def forward(self, x):
+        down1 = self.downconv1(x)
+        down2 = self.downconv2(down1)
+        up1 = self.upconv1(torch.cat([self.rfconv(down2), down2], dim=1))
+        up2 = self.upconv2(torch.cat([up1, down1], dim=1))
+        return self.finalconv(torch.cat([up2, x], dim=1))
 """
 
 
@@ -362,6 +479,11 @@ EXAMPLES = [
                                         ("torch.cat([up2, x], dim=1)", "torch.cat((x, up2), 1)", 1))},
             notebook_edit=_scratch_cell_after_unet, expected={"cnn": 2, "unet": 2}),
     # ---- broken or hostile code --------------------------------------------------------------------------------
+    Example("styles_named_layers_negative_dim", "layers named in OrderedDicts by a helper shared by both cells, "
+            "ReLU(True), one nested CNN forward, a UNet forward with a stack of skips and torch.cat(dim=-3)",
+            {"cnn_model": CNN_NAMED_LAYERS, "unet_model": UNET_NAMED_LAYERS}, expected={"cnn": 2, "unet": 2}),
+    Example("styles_unet_subclasses_cnn", "the UNet subclasses the student's CNN, replacing the decoder and forward",
+            {"unet_model": UNET_SUBCLASS_OF_CNN}, expected={"cnn": 2, "unet": 2}, all_parts=True),
     Example("syntax_error", "the CNN cell does not parse", {"cnn_model": reference_source("cnn_model").replace("def forward(self, x):", "def forward(self, x)", 1)},
             expected={"cnn": 0, "unet": 2, "finetune": 2}, messages={"notes": "SyntaxError"}),
     Example("exception_at_import", "the CNN cell imports a module that does not exist",
@@ -432,6 +554,22 @@ EXAMPLES = [
             expected={"learning": 1}, messages={"learning": "above the threshold"}),
     Example("forged_channel", "an empty CNN that forges the worker's reports of its probes",
             {"cnn_model": FORGED_CHANNEL}, expected={"cnn": 0, "learning": 1}, messages={"learning": "CNN"}),
+    # ---- a worker that sends crafted artifacts instead of safetensors: invalid output, nothing run in the parent
+    Example("crafted_pickle_blob", "the worker's CNN blob is a pickle whose loading creates a file",
+            _crafted("pickle", "/tmp/a2-corpus-crafted-pickle-ran"), expected={"cnn": 0, "unet": 2},
+            messages={"cnn": "cannot be rebuilt"},
+            never_created="/tmp/a2-corpus-crafted-pickle-ran", all_parts=True),
+    Example("crafted_torch_save_blob", "the worker's CNN blob is a torch.save archive (a pickle inside)",
+            _crafted("torch.save", "/tmp/a2-corpus-crafted-torch-save-ran"), expected={"cnn": 0},
+            messages={"cnn": "cannot be rebuilt"},
+            never_created="/tmp/a2-corpus-crafted-torch-save-ran"),
+    Example("crafted_pt2_blob", "the worker's CNN blob is a .pt2 archive whose weight is flagged use_pickle",
+            _crafted("pt2", "/tmp/a2-corpus-crafted-pt2-ran"), expected={"cnn": 0}, messages={"cnn": "cannot be rebuilt"},
+            never_created="/tmp/a2-corpus-crafted-pt2-ran"),
+    Example("crafted_nan_tensors", "the worker's CNN tensors are all NaN", _crafted("nan"), expected={"cnn": 0},
+            messages={"cnn": "returns something other than what its layers compute"}),
+    Example("crafted_float64_tensors", "the worker's CNN tensors are float64", _crafted("float64"), expected={"cnn": 0},
+            messages={"cnn": "cannot be rebuilt"}),
     Example("large_buffer", "a 98 MB table registered as a buffer inside a CNN group",
             _with("cnn_model", "        self.finalconv = MyConv2d(nc, nc, kernel)\n",
                   "        self.finalconv = MyConv2d(nc, nc, kernel)\n"
