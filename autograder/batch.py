@@ -250,6 +250,8 @@ def grade_tree(submitted_dir, out_dir, config=None, assignment="a2-cnn", progres
         if regrade or not is_current(previous, key) or (regrade_not_run and previous.not_run):
             todo[student] = (notebook, key)
     jobs = max(1, int(jobs or config.jobs or default_jobs(config)))
+    if engine == "ray" or jobs > 1:  # the cores are taken by other grades: a grade's second training process adds
+        config = dataclasses.replace(config, training_processes=1)  # only its start-up (training_processes)
     if progress is True:
         from .progress import ClassProgress
 

@@ -39,6 +39,11 @@ class GraderConfig:
     result_bytes: int = _setting(512 * 2**20, "bytes of data a worker may send back in all", minimum=2**20)
     tmp_bytes: int = _setting(256 * 2**20, "size of a worker's private /tmp", minimum=2**20)
     threads: int = _setting(1, "torch/OpenMP threads inside a worker and for the parent's own training", minimum=1)
+    training_processes: int = _setting(2, "processes training the CNN and the UNet of the training checks at once: "
+                                          "2 trains the UNet in a second grader process (the same figures, in about "
+                                          "half the time where a core is free); 1 trains both here, in turn; `batch` "
+                                          "uses 1 when it grades several submissions at a time", minimum=1,
+                                       grading=False)
     visibility: str = _setting("visible", "Gradescope visibility of every test: visible, after_due_date, "
                                           "after_published, hidden", choices=VISIBILITIES)
     check_visibility: tuple = _setting((), "Gradescope visibility of some checks, as (check name, visibility) pairs "

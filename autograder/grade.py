@@ -20,6 +20,7 @@ from pathlib import Path
 from . import feedback
 from . import submission as sub
 from .checks.evidence import Evidence, limit_hint, stop_words
+from .checks.learning import training_in_background
 from .checks.registry import checks_for
 from .config import GraderConfig
 from .execution import Weights, execute, find_weights, tmp_inputs_dir
@@ -189,17 +190,20 @@ def grade_notebook(path, config: GraderConfig | None = None, parts=None, on_part
             if gate:
                 _fill(part_report, "failed", f"{gate}, so it scores 0 (as in nbgrader)")
                 continue
+            # the UNet trains in a second grader process while the CNN trains here (checks/learning.py)
+            processes = config.training_processes if part_report.part == "learning" and not tier_problem else 1
             try:
-                for check in checks_for(part_report.part):
-                    if part_report.part == "learning" and tier_problem and check.name != "finetune_learns":
-                        outcome_status, message = "not run", f"not run: grader configuration: {tier_problem}"
-                    else:
-                        outcome = check.decide(evidence)
-                        outcome_status, message = outcome.status, outcome.message
-                    ok = outcome_status == "passed"
-                    part_report.results.append(CheckResult(check.name, check.part, check.title,
-                                                           check.points if ok else 0.0, check.points, outcome_status,
-                                                           feedback.message(message)))
+                with training_in_background(evidence, processes):
+                    for check in checks_for(part_report.part):
+                        if part_report.part == "learning" and tier_problem and check.name != "finetune_learns":
+                            outcome_status, message = "not run", f"not run: grader configuration: {tier_problem}"
+                        else:
+                            outcome = check.decide(evidence)
+                            outcome_status, message = outcome.status, outcome.message
+                        ok = outcome_status == "passed"
+                        part_report.results.append(CheckResult(check.name, check.part, check.title,
+                                                               check.points if ok else 0.0, check.points,
+                                                               outcome_status, feedback.message(message)))
             except Exception as exc:  # noqa: BLE001 - a grader bug: this part is regraded, the others stand
                 part_report.grader_error = f"{type(exc).__name__}: {exc}"
                 report.log.append(f"grader error in part {part_report.part}: {part_report.grader_error}")

@@ -1,6 +1,7 @@
 """Grading a class: resumable (nothing lost, nothing graded twice), consistent tables, a parallel pool that gives
 the scores each submission gets alone."""
 import csv
+import dataclasses
 import json
 import types
 
@@ -295,3 +296,26 @@ def test_a_real_check_that_cannot_run_here_is_not_run_in_the_table_the_summary_a
     assert row["status"] == "not run" and row["not_run"] == "finetune_learns"
     assert "1 check could not run here, on 1 submission: finetune_learns on 1 (Part C" in result.stdout
     assert float(row["cnn_learns"]) > 0  # the checks that could run did
+
+
+
+def test_grades_train_the_unet_beside_the_cnn_only_when_the_class_runs_one_at_a_time(tmp_path, monkeypatch):
+    """With several grades at a time every core is taken: a second training process would only add its start-up."""
+    seen = []
+    real_grade_one = batch.grade_one
+
+    def grade_one(student, notebook, out_dir, config, key):
+        seen.append(config.training_processes)
+        return real_grade_one(student, notebook, out_dir, dataclasses.replace(config, parts=("cnn",)), key)
+
+    monkeypatch.setattr(batch, "grade_one", grade_one)
+    def in_pool(todo, out_dir, config, jobs, done):
+        seen.append(("pool", config.training_processes))
+        for student, (notebook, key) in todo.items():
+            done(real_grade_one(student, notebook, out_dir, config, key))
+
+    monkeypatch.setattr(batch, "_grade_in_pool", in_pool)
+    submitted = _class(tmp_path, {"ann": "not a notebook"})
+    batch.grade_tree(submitted, tmp_path / "one", GraderConfig(), progress=False, jobs=1)
+    batch.grade_tree(submitted, tmp_path / "two", GraderConfig(), progress=False, jobs=2)
+    assert seen == [2, ("pool", 1)]

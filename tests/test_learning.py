@@ -593,3 +593,46 @@ def test_a_fixed_permutation_of_the_colour_channels_is_refused_with_its_reason(r
     problem the UNet checks report as well), rather than blaming the model's learning."""
     outcome = _check("unet", _with(ref, UNet=lv.permuted_channels(ref["UNet"])))
     assert not outcome.passed and NOT_REBUILT in outcome.message and "traced" in outcome.message
+
+# ---- the UNet trained in a second grader process (training_processes = 2) while the CNN trains in this one
+def _background_evidence(tier):
+    import types
+
+    return types.SimpleNamespace(tier=tier, background={})
+
+
+def test_the_unet_trained_in_a_second_process_gives_the_figures_of_training_here(ref, generated_horses, monkeypatch):
+    tier = dataclasses.replace(TINY, num_filters=8, epochs=2)
+    facts = learning_graphs(dict(ref), tier)["unet"]
+    data = learning.tier_data(tier)
+    evidence = _background_evidence(tier)
+    monkeypatch.setattr(checks, "_training_inputs", lambda _evidence, _model: (facts, data, {}))
+    with checks.training_in_background(evidence, 2):
+        future = evidence.background["unet"]
+        here = learning.measure_graph(facts, tier, tier.grade_seed, data=data, label="UNet")
+        there = checks._measure(evidence, "unet", facts, data)
+    assert future.done() and future.exception() is None  # measured there, not here after a failure
+    assert there == {**here, "seconds": there["seconds"]}
+    assert evidence.background == {}
+
+
+def test_one_training_process_or_nothing_to_train_starts_nothing(monkeypatch):
+    evidence = _background_evidence(TINY)
+    monkeypatch.setattr(checks, "_training_inputs", lambda _evidence, _model: pytest.fail("asked with 1 process"))
+    with checks.training_in_background(evidence, 1):
+        assert evidence.background == {}
+    monkeypatch.setattr(checks, "_training_inputs", lambda _evidence, _model: checks.failed("no UNet"))
+    with checks.training_in_background(evidence, 2):
+        assert evidence.background == {}
+
+
+def test_a_second_process_that_dies_leaves_the_measurement_to_this_one(monkeypatch):
+    import concurrent.futures
+
+    dead = concurrent.futures.Future()
+    dead.set_exception(concurrent.futures.process.BrokenProcessPool("killed"))
+    evidence = _background_evidence(TINY)
+    evidence.background["unet"] = dead
+    monkeypatch.setattr(checks, "measure_graph", lambda facts, tier, seed, data, label: {"measured": "here"})
+    assert checks._measure(evidence, "unet", "facts", "data") == {"measured": "here"}
+    assert evidence.background == {}

@@ -14,6 +14,10 @@ loss of that classifier.4 on its own copy of the model and pictures (``learning.
 """
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+import multiprocessing
+
 import torch.nn as nn
 
 from ..calibrate import CalibrationError, load_thresholds
@@ -38,29 +42,73 @@ def _thresholds(tier):
         return None, not_run(f"grader configuration: {exc}")
 
 
+def _training_inputs(evidence: Evidence, model: str):
+    """(facts, data, thresholds) to train ``model`` with, or the Outcome that says why it is not trained."""
+    tier = evidence.tier
+    thresholds, outcome = _thresholds(tier)
+    if outcome:
+        return outcome
+    failure = evidence.failure(PROBE[model], f"your {CLASS[model]}")
+    if failure:
+        return failed(failure)
+    facts = evidence.configs(PROBE[model])[0]
+    if facts.error is not None:
+        return failed(error_text(facts, CLASS[model]))
+    problem = trainable_graph_problem(facts)
+    if problem:
+        return failed(f"the grader could not rebuild your {CLASS[model]} to train it: {problem}")
+    try:
+        data = tier_data(tier)
+    except Exception as exc:  # noqa: BLE001 - the data mirror is the grader's business, not the student's
+        return not_run(f"grader configuration: the horse images cannot be loaded ({type(exc).__name__})")
+    if thresholds.get("data_fingerprint") != data_fingerprint(data):
+        return not_run(f"grader configuration: the images here ({describe_data(data)}) are not those the tier "
+                       f"{tier.name} thresholds were calibrated on; recalibrate")
+    return facts, data, thresholds
+
+
+@contextlib.contextmanager
+def training_in_background(evidence: Evidence, processes: int):
+    """With ``processes`` >= 2, train the UNet in a second process while the CNN trains in this one.
+
+    That process is the grader's own: it is started fresh (spawn), never runs student code, and trains the graph this
+    process verified (``measure_graph`` on the verified facts, the grader's data passed along), so its figures are
+    those of training here, bit for bit (same seed, threads and deterministic kernels). Its answer is a dict of
+    numbers or an Outcome made by the grader's code. If it fails, the UNet is trained here after all."""
+    inputs = _training_inputs(evidence, "unet") if processes >= 2 else None
+    if not isinstance(inputs, tuple):
+        yield
+        return
+    facts, data, _thresholds_ = inputs
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        evidence.background["unet"] = pool.submit(measure_graph, facts.without_modules(), evidence.tier,
+                                                  evidence.tier.grade_seed,
+                                                  data=data, label=CLASS["unet"])
+        yield
+    finally:
+        evidence.background.pop("unet", None)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _measure(evidence: Evidence, model: str, facts, data):
+    future = evidence.background.pop(model, None)
+    if future is not None:
+        try:
+            return future.result()
+        except Exception:  # noqa: BLE001 - the helper process died (memory, a signal): train here instead
+            pass
+    return measure_graph(facts, evidence.tier, evidence.tier.grade_seed, data=data, label=CLASS[model])
+
+
 def colouriser_learns(model: str):
     def decide(evidence: Evidence):
         tier = evidence.tier
-        thresholds, outcome = _thresholds(tier)
-        if outcome:
-            return outcome
-        failure = evidence.failure(PROBE[model], f"your {CLASS[model]}")
-        if failure:
-            return failed(failure)
-        facts = evidence.configs(PROBE[model])[0]
-        if facts.error is not None:
-            return failed(error_text(facts, CLASS[model]))
-        problem = trainable_graph_problem(facts)
-        if problem:
-            return failed(f"the grader could not rebuild your {CLASS[model]} to train it: {problem}")
-        try:
-            data = tier_data(tier)
-        except Exception as exc:  # noqa: BLE001 - the data mirror is the grader's business, not the student's
-            return not_run(f"grader configuration: the horse images cannot be loaded ({type(exc).__name__})")
-        if thresholds.get("data_fingerprint") != data_fingerprint(data):
-            return not_run(f"grader configuration: the images here ({describe_data(data)}) are not those the tier "
-                           f"{tier.name} thresholds were calibrated on; recalibrate")
-        result = measure_graph(facts, tier, tier.grade_seed, data=data, label=CLASS[model])
+        inputs = _training_inputs(evidence, model)
+        if not isinstance(inputs, tuple):
+            return inputs
+        facts, data, thresholds = inputs
+        result = _measure(evidence, model, facts, data)
         if not isinstance(result, dict):
             return result
         loss, threshold = result["val_loss"], thresholds[model]

@@ -118,6 +118,12 @@ class ConfigFacts:
     outside_parameters: list = dataclasses.field(default_factory=list)  # parameters outside the groups in use
     incomplete: bool = False            # the worker's recording budget ran out
 
+    def without_modules(self) -> "ConfigFacts":
+        """These facts without the rebuilt modules (all :class:`GraphModel` needs, and plain data that another
+        grader process can be sent: the marked convolutions are classes made at run time)."""
+        groups = {name: dataclasses.replace(group, module=None) for name, group in self.groups.items()}
+        return dataclasses.replace(self, groups=groups)
+
     @property
     def built(self) -> bool:
         return self.error is None or self.error.get("stage") not in ("lookup", "build", "describe", "invalid")
