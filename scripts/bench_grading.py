@@ -1,6 +1,6 @@
 """Grading cost, as ratios measured back to back (the machines are noisy; absolute times are not comparable).
 
-    python scripts/bench_grading.py [--rounds 3] [--parts cnn,unet,finetune]
+    python scripts/bench_grading.py [--rounds 3] [--parts cnn,unet,finetune] [--set NAME=VALUE] [--against NAME=VALUE]
 
 Each round times, one right after the other, on the reference submission of ``tests/corpus.py``:
 
@@ -8,7 +8,9 @@ Each round times, one right after the other, on the reference submission of ``te
 * ``nbgrader``: plain ``nbgrader autograde`` of the same notebook in a scratch course with nbgrader's own settings
   (its Execute preprocessor runs the notebook in one kernel, no isolation): the baseline a course would otherwise use.
 
-It prints every time and the ratio grader / nbgrader per round and their median.
+It prints every time and the ratio grader / nbgrader per round and their median. ``--set`` passes a setting to the
+grader; ``--against NAME=VALUE`` also times, in the same round, the grader with that setting instead, and prints the
+ratio of the two grader runs (e.g. ``--parts cnn,unet,finetune,learning --against training_processes=1``).
 """
 import argparse
 import os
@@ -63,19 +65,30 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--parts", default="cnn,unet,finetune")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a setting for the grader")
+    parser.add_argument("--against", metavar="NAME=VALUE", help="also time the grader with this setting")
     args = parser.parse_args(argv)
+    settings = [item for pair in args.set for item in ("--set", pair)]
     with tempfile.TemporaryDirectory(prefix="a2-bench-") as tmp:
         course = scratch_course(Path(tmp))
         notebook = course / "submitted" / "student1" / "a2-cnn" / "a2-cnn.ipynb"
-        ratios = []
+        ratios, against_ratios = [], []
+        grade = [sys.executable, "-m", "autograder", "grade", str(notebook), "--parts", args.parts, *settings]
         for round_number in range(1, args.rounds + 1):
-            grader = _run([sys.executable, "-m", "autograder", "grade", str(notebook), "--parts", args.parts], REPO_ROOT)
+            grader = _run(grade, REPO_ROOT)
             plain = _run([sys.executable, "-m", "nbgrader", "autograde", "a2-cnn", "--student", "student1", "--force"],
                          course)
             ratios.append(grader / plain)
-            print(f"round {round_number}: grader ({args.parts}) {grader:.1f} s, nbgrader autograde {plain:.1f} s, "
-                  f"ratio {grader / plain:.2f}", flush=True)
+            line = (f"round {round_number}: grader ({args.parts}) {grader:.1f} s, nbgrader autograde {plain:.1f} s, "
+                    f"ratio {grader / plain:.2f}")
+            if args.against:
+                other = _run(grade + ["--set", args.against], REPO_ROOT)
+                against_ratios.append(grader / other)
+                line += f"; grader with {args.against} {other:.1f} s, ratio {grader / other:.2f}"
+            print(line, flush=True)
         print(f"median ratio grader / nbgrader: {statistics.median(ratios):.2f} over {len(ratios)} rounds")
+        if against_ratios:
+            print(f"median ratio grader / grader with {args.against}: {statistics.median(against_ratios):.2f}")
 
 
 if __name__ == "__main__":
