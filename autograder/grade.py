@@ -20,7 +20,7 @@ from pathlib import Path
 from . import feedback
 from . import submission as sub
 from .checks.evidence import Evidence, limit_hint, stop_words
-from .checks.learning import training_in_background
+from .checks.learning import training_helper, training_in_background
 from .checks.registry import checks_for
 from .config import GraderConfig
 from .execution import Weights, execute, find_weights, tmp_inputs_dir
@@ -157,6 +157,15 @@ def grade_notebook(path, config: GraderConfig | None = None, parts=None, on_part
     report.notes += [feedback.note(n) for n in program.notes]
     if on_part:
         on_part("notebook")
+    # a second grader process for the training checks, started now: its imports overlap the worker's run
+    processes = config.training_processes if "learning" in part_names and not tier_problem else 1
+    with training_helper(processes) as helper:
+        return _execute_and_decide(program, config, tier, tier_problem, weights, secrets, report, started, on_part,
+                                   helper)
+
+
+def _execute_and_decide(program, config, tier, tier_problem, weights, secrets, report, started, on_part, helper):
+    """Run the program in workers, then decide every check of every part from what they returned."""
     try:
         with finetune_inputs(program, tier) as inputs:
             execution = execute(program.steps, config, inputs=inputs, weights=weights)
@@ -190,10 +199,9 @@ def grade_notebook(path, config: GraderConfig | None = None, parts=None, on_part
             if gate:
                 _fill(part_report, "failed", f"{gate}, so it scores 0 (as in nbgrader)")
                 continue
-            # the UNet trains in a second grader process while the CNN trains here (checks/learning.py)
-            processes = config.training_processes if part_report.part == "learning" and not tier_problem else 1
+            # the UNet trains in the second grader process while the CNN trains here (checks/learning.py)
             try:
-                with training_in_background(evidence, processes):
+                with training_in_background(evidence, helper if part_report.part == "learning" else None):
                     for check in checks_for(part_report.part):
                         if part_report.part == "learning" and tier_problem and check.name != "finetune_learns":
                             outcome_status, message = "not run", f"not run: grader configuration: {tier_problem}"

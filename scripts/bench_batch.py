@@ -1,11 +1,12 @@
 """Class-grading throughput, as a ratio measured back to back (the machines are noisy).
 
-    python scripts/bench_batch.py [--students 6] [--parts cnn,unet,finetune] [--jobs N]
+    python scripts/bench_batch.py [--students 6] [--parts cnn,unet,finetune] [--jobs N] [--set NAME=VALUE]
 
 Builds a class of corpus submissions (the reference and flawed ones, in turn), then grades it twice into fresh
 result folders, one right after the other: serially (``jobs=1``) and with the pool (``--jobs``, default: the
 driver's own choice). It prints both times, the throughput ratio, and whether every student got the same per-check
-points both ways.
+points both ways. ``--set`` changes a setting for both runs (e.g. ``--set training_processes=1`` for the serial
+driver as it was before a grade trained its UNet in a second process; the pool always uses 1).
 """
 import argparse
 import sys
@@ -28,8 +29,12 @@ def main(argv=None):
     parser.add_argument("--students", type=int, default=6)
     parser.add_argument("--parts", default="cnn,unet,finetune")
     parser.add_argument("--jobs", type=int)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args(argv)
-    config = GraderConfig(parts=tuple(args.parts.split(",")))
+    from autograder.settings import parse
+
+    changes = dict(pair.split("=", 1) for pair in args.set)
+    config = GraderConfig(parts=tuple(args.parts.split(",")), **{k: parse(k, v) for k, v in changes.items()})
     jobs = args.jobs or batch.default_jobs(config)
     with tempfile.TemporaryDirectory(prefix="a2-bench-batch-") as scratch:
         scratch = Path(scratch)

@@ -607,7 +607,7 @@ def test_the_unet_trained_in_a_second_process_gives_the_figures_of_training_here
     data = learning.tier_data(tier)
     evidence = _background_evidence(tier)
     monkeypatch.setattr(checks, "_training_inputs", lambda _evidence, _model: (facts, data, {}))
-    with checks.training_in_background(evidence, 2):
+    with checks.training_helper(2) as helper, checks.training_in_background(evidence, helper):
         future = evidence.background["unet"]
         here = learning.measure_graph(facts, tier, tier.grade_seed, data=data, label="UNet")
         there = checks._measure(evidence, "unet", facts, data)
@@ -619,11 +619,11 @@ def test_the_unet_trained_in_a_second_process_gives_the_figures_of_training_here
 def test_one_training_process_or_nothing_to_train_starts_nothing(monkeypatch):
     evidence = _background_evidence(TINY)
     monkeypatch.setattr(checks, "_training_inputs", lambda _evidence, _model: pytest.fail("asked with 1 process"))
-    with checks.training_in_background(evidence, 1):
-        assert evidence.background == {}
+    with checks.training_helper(1) as helper, checks.training_in_background(evidence, helper):
+        assert helper is None and evidence.background == {}
     monkeypatch.setattr(checks, "_training_inputs", lambda _evidence, _model: checks.failed("no UNet"))
-    with checks.training_in_background(evidence, 2):
-        assert evidence.background == {}
+    with checks.training_helper(2) as helper, checks.training_in_background(evidence, helper):
+        assert helper is not None and evidence.background == {}
 
 
 def test_a_second_process_that_dies_leaves_the_measurement_to_this_one(monkeypatch):

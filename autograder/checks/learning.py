@@ -67,28 +67,50 @@ def _training_inputs(evidence: Evidence, model: str):
     return facts, data, thresholds
 
 
-@contextlib.contextmanager
-def training_in_background(evidence: Evidence, processes: int):
-    """With ``processes`` >= 2, train the UNet in a second process while the CNN trains in this one.
+def _warm_up() -> None:
+    """The helper's first task: finding this function imports this module, and with it all a measurement needs
+    (torch, autograder.learning, the verifier), while the worker runs the notebook."""
 
-    That process is the grader's own: it is started fresh (spawn), never runs student code, and trains the graph this
-    process verified (``measure_graph`` on the verified facts, the grader's data passed along), so its figures are
-    those of training here, bit for bit (same seed, threads and deterministic kernels). Its answer is a dict of
-    numbers or an Outcome made by the grader's code. If it fails, the UNet is trained here after all."""
-    inputs = _training_inputs(evidence, "unet") if processes >= 2 else None
+
+@contextlib.contextmanager
+def training_helper(processes: int):
+    """A second grader process for the training checks (``processes`` >= 2), else None.
+
+    It is started fresh (spawn) and never runs student code: it only trains graphs this process verified, with the
+    grader's data passed along, so its figures are those of training here, bit for bit (same seed, threads and
+    deterministic kernels), and its answers (a dict of numbers, or an Outcome) come from the grader's own code.
+    Started before the notebook runs, its imports cost no time."""
+    if processes < 2:
+        yield None
+        return
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        pool.submit(_warm_up)
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def training_in_background(evidence: Evidence, helper):
+    """Train the UNet in ``helper`` (a :func:`training_helper` pool, or None: nothing in the background) while the
+    CNN trains in this process. If the helper fails, the UNet is trained here after all."""
+    inputs = _training_inputs(evidence, "unet") if helper is not None else None
     if not isinstance(inputs, tuple):
         yield
         return
     facts, data, _thresholds_ = inputs
-    pool = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     try:
-        evidence.background["unet"] = pool.submit(measure_graph, facts.without_modules(), evidence.tier,
-                                                  evidence.tier.grade_seed,
-                                                  data=data, label=CLASS["unet"])
+        evidence.background["unet"] = helper.submit(measure_graph, facts.without_modules(), evidence.tier,
+                                                    evidence.tier.grade_seed, data=data, label=CLASS["unet"])
+    except Exception:  # noqa: BLE001 - a helper that has died already: train here
+        pass
+    try:
         yield
     finally:
-        evidence.background.pop("unet", None)
-        pool.shutdown(wait=True, cancel_futures=True)
+        future = evidence.background.pop("unet", None)
+        if future is not None:
+            future.cancel()
 
 
 def _measure(evidence: Evidence, model: str, facts, data):
