@@ -79,7 +79,7 @@ def training_helper(processes: int):
     It is started fresh (spawn) and never runs student code: it only trains graphs this process verified, with the
     grader's data passed along, so its figures are those of training here, bit for bit (same seed, threads and
     deterministic kernels), and its answers (a dict of numbers, or an Outcome) come from the grader's own code.
-    Started before the notebook runs, its imports cost no time."""
+    Started before the notebook runs, its imports take no wall time where a core is free (a worker uses one)."""
     if processes < 2:
         yield None
         return
