@@ -608,9 +608,10 @@ def test_the_unet_trained_in_a_second_process_gives_the_figures_of_training_here
     evidence = _background_evidence(tier)
     monkeypatch.setattr(checks, "_training_inputs", lambda _evidence, _model: (facts, data, {}))
     with checks.training_helper(2) as helper, checks.training_in_background(evidence, helper):
-        future = evidence.background["unet"]
+        inputs, future = evidence.background["unet"]
         here = learning.measure_graph(facts, tier, tier.grade_seed, data=data, label="UNet")
-        there = checks._measure(evidence, "unet", facts, data)
+        there = checks._measure(evidence, "unet", facts, data, evidence.background.pop("unet")[1])
+    assert inputs == (facts, data, {})  # looked up once, for the background and the check alike
     assert future.done() and future.exception() is None  # measured there, not here after a failure
     assert there == {**here, "seconds": there["seconds"]}
     assert evidence.background == {}
@@ -632,7 +633,20 @@ def test_a_second_process_that_dies_leaves_the_measurement_to_this_one(monkeypat
     dead = concurrent.futures.Future()
     dead.set_exception(concurrent.futures.process.BrokenProcessPool("killed"))
     evidence = _background_evidence(TINY)
-    evidence.background["unet"] = dead
     monkeypatch.setattr(checks, "measure_graph", lambda facts, tier, seed, data, label: {"measured": "here"})
-    assert checks._measure(evidence, "unet", "facts", "data") == {"measured": "here"}
+    assert checks._measure(evidence, "unet", "facts", "data", dead) == {"measured": "here"}
+
+
+def test_the_unets_check_takes_the_inputs_and_the_measurement_started_in_the_background(monkeypatch):
+    import concurrent.futures
+
+    measured = concurrent.futures.Future()
+    measured.set_result({"val_loss": 1.5, "epochs": 4, "train_images": 1000, "val_images": 200,
+                         "val_accuracy": 0.4})
+    evidence = _background_evidence(TINY)
+    evidence.background["unet"] = (("facts", "data", {"unet": 1.6, "provenance": "test"}), measured)
+    monkeypatch.setattr(checks, "_training_inputs", lambda *_args: pytest.fail("looked up a second time"))
+    monkeypatch.setattr(checks, "measure_graph", lambda *_args, **_kwargs: pytest.fail("trained a second time"))
+    outcome = checks.colouriser_learns("unet")(evidence)
+    assert outcome.status == "passed" and "1.5000" in outcome.message and "threshold 1.6000" in outcome.message
     assert evidence.background == {}

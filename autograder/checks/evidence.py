@@ -57,7 +57,8 @@ class Evidence:
     def __init__(self, program: Program, execution: Execution, secrets, tier):
         self.program, self.execution, self.secrets, self.tier = program, execution, secrets, tier
         self._configs: dict = {}
-        self.background: dict = {}  # model -> Future of a training measurement under way in the grader's own process
+        # model -> (its training inputs, Future of its measurement under way in the grader's second process)
+        self.background: dict = {}
 
     def step(self, probe_name: str) -> StepResult:
         return self.execution.result(self.program.probes.get(probe_name))

@@ -101,20 +101,20 @@ def training_in_background(evidence: Evidence, helper):
         return
     facts, data, _thresholds_ = inputs
     try:
-        evidence.background["unet"] = helper.submit(measure_graph, facts.without_modules(), evidence.tier,
-                                                    evidence.tier.grade_seed, data=data, label=CLASS["unet"])
+        future = helper.submit(measure_graph, facts.without_modules(), evidence.tier, evidence.tier.grade_seed,
+                               data=data, label=CLASS["unet"])
     except Exception:  # noqa: BLE001 - a helper that has died already: train here
-        pass
+        future = None
+    evidence.background["unet"] = (inputs, future)  # the UNet's check takes both: nothing is looked up twice
     try:
         yield
     finally:
-        future = evidence.background.pop("unet", None)
+        _inputs, future = evidence.background.pop("unet", (None, None))
         if future is not None:
             future.cancel()
 
 
-def _measure(evidence: Evidence, model: str, facts, data):
-    future = evidence.background.pop(model, None)
+def _measure(evidence: Evidence, model: str, facts, data, future):
     if future is not None:
         try:
             return future.result()
@@ -123,25 +123,31 @@ def _measure(evidence: Evidence, model: str, facts, data):
     return measure_graph(facts, evidence.tier, evidence.tier.grade_seed, data=data, label=CLASS[model])
 
 
+def _against_threshold(what: str, loss: float, threshold: float, tier, thresholds: dict, advice: str):
+    """The verdict of a training check: ``what`` was measured, ``loss`` compared with the calibrated ``threshold``."""
+    where = f"tier {tier.name}; {thresholds['provenance']}"
+    if loss <= threshold:
+        return passed(f"{what}; threshold {threshold:.4f} ({where})")
+    return failed(f"{what}, above the threshold {threshold:.4f} that the reference solution meets ({where}): "
+                  f"{advice}")
+
+
 def colouriser_learns(model: str):
     def decide(evidence: Evidence):
-        tier = evidence.tier
-        inputs = _training_inputs(evidence, model)
+        inputs, future = evidence.background.pop(model, (None, None))
+        inputs = inputs or _training_inputs(evidence, model)
         if not isinstance(inputs, tuple):
             return inputs
         facts, data, thresholds = inputs
-        result = _measure(evidence, model, facts, data)
+        result = _measure(evidence, model, facts, data, future)
         if not isinstance(result, dict):
             return result
-        loss, threshold = result["val_loss"], thresholds[model]
+        loss = result["val_loss"]
         what = (f"trained by the grader ({result['epochs']} epochs on {result['train_images']} horses), your "
                 f"{CLASS[model]} reaches a validation loss of {loss:.4f} on {result['val_images']} held-out horses "
                 f"(pixel accuracy {100 * result['val_accuracy']:.1f}%)")
-        where = f"tier {tier.name}; {thresholds['provenance']}"
-        if loss <= threshold:
-            return passed(f"{what}; threshold {threshold:.4f} ({where})")
-        return failed(f"{what}, above the threshold {threshold:.4f} that the reference solution meets ({where}): it "
-                      f"learns less well than expected; {_HINTS[model]}")
+        return _against_threshold(what, loss, thresholds[model], evidence.tier, thresholds,
+                                  f"it learns less well than expected; {_HINTS[model]}")
     return decide
 
 
@@ -184,9 +190,6 @@ def finetune_learns(evidence: Evidence):
     what = (f"with the classifier.4 your train() left after {result['steps']} steps on {result['images']} training "
             f"pictures ({architecture_name(tier)}), the grader measures a loss of {loss:.4f} (it was "
             f"{result['initial_loss']:.4f} after your freeze_and_replace)")
-    where = f"tier {tier.name}; {thresholds['provenance']}"
-    if loss <= threshold:
-        return passed(f"{what}; threshold {threshold:.4f} ({where})")
-    return failed(f"{what}, above the threshold {threshold:.4f} that the reference solution meets ({where}): check "
-                  "that only classifier.4 learns, that its parameters are the ones given to the optimizer, and that "
-                  "the model stays in eval() mode")
+    return _against_threshold(what, loss, threshold, tier, thresholds,
+                              "check that only classifier.4 learns, that its parameters are the ones given to the "
+                              "optimizer, and that the model stays in eval() mode")
